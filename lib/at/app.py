@@ -1,0 +1,45 @@
+# Wiring: the loop, the UART writer, the settings, the engine and the command
+# groups. main.py calls run() with the port's Board.
+import gc
+from at.loop import Loop
+from at.output import Output
+from at.store import Store
+from at.engine import Engine, READY
+from at import commands
+
+RX_CHUNK = 4096
+
+
+def build(board):
+    loop = Loop()
+    out = Output(loop, board.uart)
+    at = Engine(loop, out, board.log)
+    at.board = board
+    at.cfg = Store(board.log)
+    commands.load(at)
+    return at
+
+
+def run(board):
+    at = build(board)
+    loop = at.loop
+    uart = board.uart
+    rx = bytearray(RX_CHUNK)
+
+    def resume():
+        loop.on_read(uart.obj, on_uart)
+
+    def on_uart(obj, ev):
+        if at.out.blocked:
+            # The host is not reading our answers: stop taking its input too.
+            loop.on_read(uart.obj, None)
+            at.out.when_drained(resume)
+            return
+        n = uart.readinto(rx)
+        if n:
+            at.feed(rx, n)
+
+    loop.on_read(uart.obj, on_uart)
+    gc.collect()
+    at.out.write(READY)
+    loop.run()

@@ -1,0 +1,139 @@
+# Basic AT commands (Basic_AT_Commands.rst): AT, ATE, AT+RST, AT+GMR, AT+CMD,
+# AT+RESTORE, AT+SYSSTORE, AT+SYSMSG, AT+SYSLOG, AT+SYSRAM, AT+UART_CUR/DEF.
+import gc
+import sys
+from at import parse
+from at.errors import ATError, code, PARA_INVALID
+from at.version import VERSION, AT_VERSION, BUILD
+
+
+def exe_at(at):
+    pass
+
+
+def exe_e0(at):
+    at.echo = False
+
+
+def exe_e1(at):
+    at.echo = True
+
+
+def exe_rst(at):
+    at.then(at.board.reset)
+
+
+def exe_gmr(at):
+    impl = sys.implementation
+    mp = "v%d.%d.%d" % impl.version[:3]
+    at.reply(
+        "AT version:%s(%s - %s - %s)" % (AT_VERSION, VERSION, at.board.chip, BUILD),
+        "SDK version:MicroPython %s" % mp,
+        "compile time(%s):%s" % (VERSION, BUILD),
+        "Bin version:%s(%s)" % (VERSION, at.board.module),
+    )
+
+
+def q_cmd(at):
+    for i, row in enumerate(at.rows):
+        at.reply('+CMD:%d,"AT%s",%d,%d,%d,%d' % (
+            i, row[0], row[1] is not None, row[2] is not None, row[3] is not None, row[4] is not None))
+
+
+def exe_restore(at):
+    at.cfg.erase()
+    at.then(at.board.reset)
+
+
+def _flag(key, hi=1, always=False, apply=None):
+    """Query and set handlers for a small integer setting kept in the store."""
+    name = "+" + key.upper()
+
+    def q(at):
+        at.reply("%s:%d" % (name, at.cfg.get(key)))
+
+    def s(at, a):
+        parse.count(a, 1, 1)
+        v = parse.num(a, 0, 0, hi)
+        at.cfg.set(key, v, always)
+        if apply:
+            apply(at, v)
+
+    return q, s
+
+
+q_sysstore, s_sysstore = _flag("sysstore", always=True)
+q_sysmsg, s_sysmsg = _flag("sysmsg", 7)
+
+
+def q_syslog(at):
+    at.reply("+SYSLOG:%d" % at.syslog)
+
+
+def s_syslog(at, a):
+    parse.count(a, 1, 1)
+    at.syslog = parse.num(a, 0, 0, 1)
+
+
+def _heap(at):
+    gc.collect()
+    free = gc.mem_free()
+    if free < at.board.min_free:
+        at.board.min_free = free
+    return free
+
+
+def q_sysram(at):
+    free = _heap(at)
+    at.reply("+SYSRAM:%d,%d" % (free, at.board.min_free))
+
+
+def s_sysram(at, a):
+    parse.count(a, 1, 1)
+    parse.num(a, 0, 0, 0x7FFFFFFF)
+    free = _heap(at)
+    at.reply("+SYSRAM:%d,%d,%d,%d" % (free, free, at.board.min_free, free + gc.mem_alloc()))
+
+
+def _uart_args(a):
+    parse.count(a, 5, 5)
+    return [parse.num(a, 0, 80, 5000000), parse.num(a, 1, 5, 8), parse.num(a, 2, 1, 3),
+            parse.num(a, 3, 0, 2), parse.num(a, 4, 0, 3)]
+
+
+def q_uart_cur(at):
+    at.reply("+UART_CUR:%d,%d,%d,%d,%d" % tuple(at.board.uart.config))
+
+
+def s_uart_cur(at, a):
+    c = _uart_args(a)
+    # Answer at the old rate, then switch (after OK has left the UART).
+    at.then(lambda: at.board.uart.configure(*c))
+
+
+def q_uart_def(at):
+    at.reply("+UART_DEF:%d,%d,%d,%d,%d" % tuple(at.cfg.get("uart_def")))
+
+
+def s_uart_def(at, a):
+    c = _uart_args(a)
+    at.cfg.set("uart_def", c, True)
+    at.then(lambda: at.board.uart.configure(*c))
+
+
+COMMANDS = [
+    # name, test, query, set, execute
+    ("", None, None, None, exe_at),
+    ("E0", None, None, None, exe_e0),
+    ("E1", None, None, None, exe_e1),
+    ("+RST", None, None, None, exe_rst),
+    ("+GMR", None, None, None, exe_gmr),
+    ("+CMD", None, q_cmd, None, None),
+    ("+RESTORE", None, None, None, exe_restore),
+    ("+SYSSTORE", None, q_sysstore, s_sysstore, None),
+    ("+SYSMSG", None, q_sysmsg, s_sysmsg, None),
+    ("+SYSLOG", None, q_syslog, s_syslog, None),
+    ("+SYSRAM", None, q_sysram, s_sysram, None),
+    ("+UART_CUR", None, q_uart_cur, s_uart_cur, None),
+    ("+UART_DEF", None, q_uart_def, s_uart_def, None),
+]

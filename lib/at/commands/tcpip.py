@@ -1,0 +1,266 @@
+# TCP/IP commands in normal transmission mode (TCP-IP_AT_Commands.rst):
+# AT+CIPMUX, AT+CIPMODE, AT+CIPSTART(EX), AT+CIPSEND, AT+CIPCLOSE, AT+CIPSTATE,
+# AT+CIPSTATUS, AT+CIFSR, AT+CIPDINFO, AT+CIPDOMAIN, AT+CIPV6.
+# The link table itself lives in at/links.py.
+import socket
+from at import parse
+from at.engine import SEND_OK, SEND_FAIL, DATA_MAX
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM
+from at.links import Net, MAX_LINKS, is_ipv4, errno_of
+
+TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
+
+
+def init(at):
+    at.net = Net(at)
+
+
+def _no_links(at):
+    if at.net.count():
+        raise fail(EXEC_FAIL)
+
+
+# -- modes --------------------------------------------------------------------------
+def q_cipmux(at):
+    at.reply("+CIPMUX:%d" % at.net.mux)
+
+
+def s_cipmux(at, a):
+    parse.count(a, 1, 1)
+    v = parse.num(a, 0, 0, 1)
+    if v != at.net.mux:
+        _no_links(at)
+        if v and at.net.mode:
+            raise fail(EXEC_FAIL)
+        if not v and getattr(at.net, "server", None):
+            raise fail(EXEC_FAIL)
+        at.net.mux = v
+
+
+def q_cipmode(at):
+    at.reply("+CIPMODE:%d" % at.net.mode)
+
+
+def s_cipmode(at, a):
+    parse.count(a, 1, 1)
+    v = parse.num(a, 0, 0, 1)
+    if v and at.net.mux:
+        raise fail(EXEC_FAIL)
+    at.net.mode = v
+
+
+def q_cipdinfo(at):
+    at.reply("+CIPDINFO:%s" % ("true" if at.net.dinfo else "false"))
+
+
+def s_cipdinfo(at, a):
+    parse.count(a, 1, 1)
+    at.net.dinfo = parse.num(a, 0, 0, 1)
+
+
+def q_cipv6(at):
+    at.reply("+CIPV6:%d" % at.cfg.get("cipv6"))
+
+
+def s_cipv6(at, a):
+    parse.count(a, 1, 1)
+    at.cfg.set("cipv6", parse.num(a, 0, 0, 1))
+
+
+# -- opening links ------------------------------------------------------------------------
+def _start(at, a, lid, i):
+    """Parse CIPSTART's parameters from index i on; return the connect generator."""
+    net = at.net
+    typ = parse.choice(a, i, TYPES + ("SSL", "SSLv6"))
+    if typ.startswith("SSL"):
+        raise fail(EXEC_FAIL, 0x10)  # SSL links: not yet in this firmware
+    if typ.endswith("v6") and not at.cfg.get("cipv6"):
+        raise fail(EXEC_FAIL)
+    host = parse.text(a, i + 1, 64, minlen=1)
+    port = parse.num(a, i + 2, 0, 65535)
+    if typ[0] == "U":
+        parse.count(a, i + 3, i + 7)
+        lport = parse.num(a, i + 3, 0, 65535, 0)
+        mode = parse.num(a, i + 4, 0, 2, 0)
+        if a[i + 4:i + 5] and a[i + 4] is not None and (len(a) <= i + 3 or a[i + 3] is None):
+            raise ATError(code(PARA_INVALID, i + 4))  # <mode> needs <local port>
+        local_ip = parse.text(a, i + 5, 64, "")
+        timeout = parse.num(a, i + 6, 0, 60000, 0)
+        keep = 0
+    else:
+        parse.count(a, i + 3, i + 6)
+        keep = parse.num(a, i + 3, 0, 7200, net.keepalive)
+        local_ip = parse.text(a, i + 4, 64, "")
+        timeout = parse.num(a, i + 5, 0, 60000, 0)
+        lport = mode = 0
+        net.keepalive = keep
+    if net.links[lid] is not None:
+        raise ATError(code(EXEC_FAIL), ["ALREADY CONNECTED"])
+    if not at.wifi.has_ip() and at.cfg.get("cwmode") not in (2, 3):
+        raise fail(EXEC_FAIL)  # no IP yet: join an AP first
+    return net.open(lid, typ, host, port, keep, local_ip, timeout, lport, mode)
+
+
+def s_cipstart(at, a):
+    if at.net.mux:
+        if len(a) < 4:
+            raise ATError(code(PARA_NUM, (4 << 8) | len(a)))
+        return _start(at, a, parse.num(a, 0, 0, MAX_LINKS - 1), 1)
+    return _start(at, a, 0, 0)
+
+
+def s_cipstartex(at, a):
+    lid = at.net.free_id() if at.net.mux else 0
+    if lid < 0:
+        raise fail(EXEC_FAIL)
+    return _start(at, a, lid, 0)
+
+
+# -- sending ------------------------------------------------------------------------------------
+def s_cipsend(at, a):
+    net = at.net
+    i = 1 if net.mux else 0
+    parse.count(a, i + 1, i + 3)
+    link = net.link(parse.num(a, 0, 0, MAX_LINKS - 1)) if net.mux else net.link(0)
+    n = parse.num(a, i, 1, DATA_MAX)
+    dest = None
+    if len(a) > i + 1:
+        host = parse.text(a, i + 1, 64, minlen=1)
+        port = parse.num(a, i + 2, 0, 65535)
+        if not link.udp:
+            raise ATError(code(PARA_INVALID, i + 1))
+        dest = net.resolve(host, port, link.type.endswith("v6"))[1]
+    if net.mode:
+        raise fail(EXEC_FAIL)  # CIPMODE=1 sends with the execute form
+    return _send(at, link, n, dest)
+
+
+def _send(at, link, n, dest):
+    at.write(b"\r\nOK\r\n\r\n>")
+    mv = yield at.data(n)
+    at.reply("")
+    at.reply("Recv %d bytes" % n)
+    try:
+        yield from at.net.send(link, mv, dest)
+    except OSError as e:
+        at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
+        at.net.close(link)
+        return SEND_FAIL
+    return SEND_OK
+
+
+def exe_cipsend(at):
+    raise fail(EXEC_FAIL)  # passthrough needs AT+CIPMODE=1 (not in this build yet)
+
+
+# -- closing ---------------------------------------------------------------------------------------
+def s_cipclose(at, a):
+    net = at.net
+    parse.count(a, 1, 1)
+    if not net.mux:
+        raise ATError(code(PARA_INVALID, 0))
+    lid = parse.num(a, 0, 0, MAX_LINKS)
+    if lid == MAX_LINKS:
+        for link in net.links:
+            if link is not None:
+                net.close(link)
+        return
+    net.close(net.link(lid))
+
+
+def exe_cipclose(at):
+    net = at.net
+    if net.mux:
+        raise ATError(code(PARA_NUM, 1 << 8))
+    net.close(net.link(0))
+
+
+# -- status -------------------------------------------------------------------------------------------
+def _state_lines(at, tag):
+    for link in at.net.links:
+        if link is not None:
+            at.reply('%s:%d,"%s","%s",%d,%d,%d' % (
+                tag, link.id, link.type, link.host, link.port, link.lport, link.server))
+
+
+def q_cipstate(at):
+    _state_lines(at, "+CIPSTATE")
+
+
+def exe_cipstatus(at):
+    net = at.net
+    if not at.wifi.has_ip():
+        st = 5
+    elif net.count():
+        st = 3
+    elif net.had_link:
+        st = 4
+    else:
+        st = 2
+    at.reply("STATUS:%d" % st)
+    _state_lines(at, "+CIPSTATUS")
+
+
+def exe_cifsr(at):
+    mode = at.cfg.get("cwmode")
+    radio = at.wifi.radio
+    if mode in (2, 3):
+        at.reply('+CIFSR:APIP,"%s"' % radio.ap_ifconfig()[0], '+CIFSR:APMAC,"%s"' % radio.mac(1))
+    if mode in (1, 3):
+        ip = radio.ifconfig()[0] if at.wifi.has_ip() else "0.0.0.0"
+        at.reply('+CIFSR:STAIP,"%s"' % ip, '+CIFSR:STAMAC,"%s"' % radio.mac(0))
+
+
+def s_cipdomain(at, a):
+    parse.count(a, 1, 4)
+    name = parse.text(a, 0, 64, minlen=1)
+    net_pref = parse.num(a, 1, 1, 3, 1)
+    parse.num(a, 2, 0, 60000, 0)
+    show_all = parse.num(a, 3, 0, 1, 0)
+    if name == "localhost":
+        found = ["::1"] if net_pref == 3 else ["127.0.0.1"]
+    elif is_ipv4(name) and net_pref != 3:
+        found = [name]
+    else:
+        fams = (socket.AF_INET6,) if net_pref == 3 else (
+            (socket.AF_INET,) if net_pref == 2 else (socket.AF_INET, socket.AF_INET6))
+        found = []
+        for fam in fams:
+            try:
+                for ai in socket.getaddrinfo(name, 0, fam):
+                    ip = _ip_of(ai)
+                    if ip and ip not in found:
+                        found.append(ip)
+            except OSError:
+                pass
+            if found:
+                break
+    if not found:
+        raise fail(EXEC_FAIL, 1)
+    for ip in (found if show_all else found[:1]):
+        at.reply('+CIPDOMAIN:"%s"' % ip)
+
+
+def _ip_of(ai):
+    from at.links import peer
+    try:
+        return peer(ai[-1])[0]
+    except Exception:
+        return None
+
+
+COMMANDS = [
+    # name, test, query, set, execute
+    ("+CIPMUX", None, q_cipmux, s_cipmux, None),
+    ("+CIPMODE", None, q_cipmode, s_cipmode, None),
+    ("+CIPDINFO", None, q_cipdinfo, s_cipdinfo, None),
+    ("+CIPV6", None, q_cipv6, s_cipv6, None),
+    ("+CIPSTART", None, None, s_cipstart, None),
+    ("+CIPSTARTEX", None, None, s_cipstartex, None),
+    ("+CIPSEND", None, None, s_cipsend, exe_cipsend),
+    ("+CIPCLOSE", None, None, s_cipclose, exe_cipclose),
+    ("+CIPSTATE", None, q_cipstate, None, None),
+    ("+CIPSTATUS", None, None, None, exe_cipstatus),
+    ("+CIFSR", None, None, None, exe_cifsr),
+    ("+CIPDOMAIN", None, None, s_cipdomain, None),
+]
