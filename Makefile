@@ -1,0 +1,36 @@
+# make setup | run | test | bench | deploy   (PORT=/dev/ttyUSB0 for a real board)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?=
+HOST_IP ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench deploy clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# The virtual board by default; with PORT=, deploy to the real board and watch it.
+run: setup
+ifeq ($(PORT),)
+	$(PY) tools/vboard.py
+else
+	$(PY) tools/deploy.py --port $(PORT)
+endif
+
+test: setup
+	$(PY) -m pytest $(if $(PORT),--port $(PORT)) $(if $(HOST_IP),--host-ip $(HOST_IP)) $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) tools/bench.py $(if $(PORT),--port $(PORT))
+
+deploy: setup
+	$(PY) tools/deploy.py --port $(PORT)
+
+clean:
+	rm -rf build .vboard

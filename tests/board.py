@@ -1,0 +1,126 @@
+"""Talking to a board over its serial port, byte for byte."""
+import re
+import subprocess
+import sys
+import time
+import pathlib
+
+import serial
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FINAL = re.compile(rb"\r\n(OK|ERROR|SEND OK|SEND FAIL)\r\n")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+class Dut:
+    """A board under test: write bytes, read until a pattern, keep what was read."""
+
+    def __init__(self, ser):
+        self.ser = ser
+        self.buf = bytearray()
+
+    # -- low level -----------------------------------------------------------------
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.ser.write(data)
+        self.ser.flush()
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        self.ser.timeout = min(left, 0.05)
+        chunk = self.ser.read(max(1, self.ser.in_waiting or 1))
+        if chunk:
+            self.buf += chunk
+        return True
+
+    def read_until(self, pattern, timeout=5.0):
+        """Read until pattern (bytes or compiled regex) appears; return everything up to its end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if isinstance(pattern, (bytes, bytearray)):
+                i = self.buf.find(pattern)
+                end = i + len(pattern) if i >= 0 else -1
+            else:
+                m = pattern.search(self.buf)
+                end = m.end() if m else -1
+            if end >= 0:
+                out = bytes(self.buf[:end])
+                del self.buf[:end]
+                return out
+            if not self._fill(deadline):
+                raise Timeout("waited %.1fs for %r; got %r" % (timeout, pattern, bytes(self.buf)))
+
+    def read_exactly(self, n, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise Timeout("wanted %d bytes, got %d: %r" % (n, len(self.buf), bytes(self.buf[:200])))
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def quiet(self, seconds=0.2):
+        """Read for a while and return whatever came."""
+        deadline = time.monotonic() + seconds
+        while self._fill(deadline):
+            pass
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out
+
+    def drain(self):
+        self.ser.reset_input_buffer()
+        self.buf.clear()
+
+    # -- commands --------------------------------------------------------------------
+    def cmd(self, line, timeout=5.0):
+        """Send one command line; return all bytes up to and including its final result."""
+        self.write(line.encode() + b"\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.read_until(FINAL, timeout)
+
+    def ok(self, line, timeout=5.0):
+        r = self.cmd(line, timeout)
+        assert r.endswith(b"\r\nOK\r\n"), "%s -> %r" % (line, r)
+        return r
+
+    def error(self, line, timeout=5.0):
+        r = self.cmd(line, timeout)
+        assert r.endswith(b"\r\nERROR\r\n"), "%s -> %r" % (line, r)
+        return r
+
+    def reset(self, restore=True, timeout=10.0):
+        """AT+RESTORE (or AT+RST) and wait for ready; echo is on afterwards."""
+        self.write(b"AT+RESTORE\r\n" if restore else b"AT+RST\r\n")
+        self.read_until(b"\r\nOK\r\n", timeout)
+        self.read_until(b"\r\nready\r\n", timeout)
+        self.buf.clear()
+
+
+class VirtualBoard:
+    """tools/vboard.py in a subprocess, on a flash directory of its own."""
+
+    def __init__(self, flash, log, heap=None, extra=()):
+        cmd = [sys.executable, str(ROOT / "tools" / "vboard.py"), "--flash", str(flash), "--log", str(log)]
+        if heap:
+            cmd += ["--heap", heap]
+        cmd += list(extra)
+        self.log = log
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        line = self.proc.stdout.readline().decode()
+        m = re.search(r"ready on (\S+)", line)
+        if not m:
+            raise RuntimeError("virtual board did not start: %r" % line)
+        self.path = m.group(1)
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

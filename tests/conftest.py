@@ -1,0 +1,82 @@
+"""The bench: a fresh virtual board by default, or a real one with --port.
+
+Peers listen on 127.0.0.1 for the virtual board, or on --host-ip for a real
+board (which reaches the host over Wi-Fi). Tests that need what only the host
+can give (killing the firmware, its flash directory, its log) use the
+`vboard` fixture and skip on a real board.
+"""
+import pathlib
+import serial
+import pytest
+
+from board import Dut, VirtualBoard
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("board")
+    g.addoption("--port", default=None, help="serial port or pyserial URL of a real board")
+    g.addoption("--baud", type=int, default=115200)
+    g.addoption("--host-ip", default="127.0.0.1", help="this host's address as the board sees it")
+    g.addoption("--ssid", default="vboard", help="the AP the board joins")
+    g.addoption("--password", default="vboardpass")
+
+
+@pytest.fixture(scope="session")
+def opts(request):
+    return request.config.option
+
+
+@pytest.fixture(scope="session")
+def host_ip(opts):
+    return opts.host_ip
+
+
+@pytest.fixture(scope="session")
+def vboard_proc(opts, tmp_path_factory):
+    if opts.port:
+        yield None
+        return
+    d = tmp_path_factory.mktemp("vboard")
+    vb = VirtualBoard(d / "flash", d / "log.txt")
+    yield vb
+    vb.close()
+
+
+@pytest.fixture(scope="session")
+def serial_port(opts, vboard_proc):
+    path = opts.port or vboard_proc.path
+    ser = serial.serial_for_url(path, opts.baud, timeout=0.1)
+    yield ser
+    ser.close()
+
+
+@pytest.fixture
+def vboard(vboard_proc):
+    """The virtual board's process (its flash dir, its log); skips on a real board."""
+    if vboard_proc is None:
+        pytest.skip("needs the virtual board (host-only)")
+    return vboard_proc
+
+
+@pytest.fixture
+def raw_dut(serial_port):
+    """A board restored to factory settings, echo on."""
+    d = Dut(serial_port)
+    d.drain()
+    d.reset()
+    yield d
+
+
+@pytest.fixture
+def dut(raw_dut):
+    """A board restored to factory settings, echo off."""
+    raw_dut.ok("ATE0")
+    return raw_dut
+
+
+@pytest.fixture
+def joined(dut, opts):
+    """A board joined to the AP (the host's network)."""
+    r = dut.cmd('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
+    assert r.endswith(b"\r\nOK\r\n"), r
+    return dut
