@@ -144,7 +144,7 @@ def _send(at, link, n, dest):
         yield from at.net.send(link, mv, dest)
     except OSError as e:
         at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
-        at.net.close(link)
+        at.then(lambda: at.net.close(link))  # SEND FAIL first, then CLOSED
         return SEND_FAIL
     return SEND_OK
 
