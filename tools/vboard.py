@@ -74,7 +74,8 @@ def main(argv=None):
     # with EIO whenever the host closes the port.
 
     env = dict(os.environ)
-    env["MICROPYPATH"] = "%s:.frozen" % libpath
+    # As on the ESP32: the filesystem root first (user_commands.py), then frozen, then lib.
+    env["MICROPYPATH"] = "%s:.frozen:%s" % (flash, libpath)
     env["VBOARD_APS"] = str(pathlib.Path(args.aps).resolve())
     env["VBOARD_IP"] = args.ip
     log = open(args.log, "ab", buffering=0) if args.log else None
