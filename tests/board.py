@@ -112,11 +112,17 @@ class VirtualBoard:
         cmd += list(extra)
         self.log = log
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        line = self.proc.stdout.readline().decode()
-        m = re.search(r"ready on (\S+)", line)
-        if not m:
-            raise RuntimeError("virtual board did not start: %r" % line)
+        seen = []
+        while True:
+            line = self.proc.stdout.readline().decode()
+            seen.append(line)
+            m = re.search(r"ready on (\S+)", line)
+            if m:
+                break
+            if not line:
+                raise RuntimeError("virtual board did not start: %r" % "".join(seen))
         self.path = m.group(1)
+        self.heap = next((int(x.split()[2]) for x in seen if x.startswith("vboard: heap")), None)
 
     def close(self):
         self.proc.terminate()

@@ -23,8 +23,26 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESET_EXIT = 3
 # MicroPython's ESP32 port starts its GC heap at 56 KB and grows it while internal
 # RAM lasts (mpconfigport.h); an ESP32-WROOM without PSRAM ends up near 100-110 KB
-# free for Python. NOTES.md and README.md explain the figure.
-DEFAULT_HEAP = "110k"
+# free for Python data. README.md ("Heap") explains the figure. Frozen into an
+# image (firmware/), the firmware's bytecode costs no heap; the unix port cannot
+# freeze, so by default the launcher adds what the bytecode takes (measured).
+DATA_HEAP = 110 * 1024
+PROBE = (
+    "import gc\n"
+    "gc.collect(); f = gc.mem_free()\n"
+    "import at.app, at.ports.unix\n"
+    "from at import commands\n"
+    "for n in commands.GROUPS: __import__('at.commands.' + n)\n"
+    "gc.collect(); print(f - gc.mem_free())\n"
+)
+
+
+def code_heap(libpath):
+    """Bytes the firmware's modules take once imported (run in a big heap)."""
+    env = dict(os.environ, MICROPYPATH=str(libpath))
+    out = subprocess.run([micropython(), "-X", "heapsize=4m", "-c", PROBE], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
 
 
 def compile_lib(out):
@@ -51,7 +69,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--flash", default=str(ROOT / ".vboard" / "flash"),
                    help="the board's filesystem (settings, certificates); default .vboard/flash")
-    p.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap, e.g. 110k (default %s)" % DEFAULT_HEAP)
+    p.add_argument("--heap", default="auto",
+                   help="MicroPython heap, e.g. 200k; 'auto' (default) = 110 KB for data + the bytecode's size")
     p.add_argument("--source", action="store_true", help="run lib/*.py instead of compiled .mpy")
     p.add_argument("--aps", default=str(ROOT / "tools" / "aps.json"), help="simulated access points")
     p.add_argument("--ip", default="127.0.0.1", help="the station address the board reports")
@@ -66,6 +85,10 @@ def main(argv=None):
         libpath = ROOT / "build" / "vboard" / "lib"
         compile_lib(libpath)
 
+    heap = args.heap
+    if heap == "auto":
+        heap = str(DATA_HEAP + code_heap(libpath))
+
     master, slave = os.openpty()
     tty.setraw(slave)
     os.set_blocking(master, False)
@@ -79,7 +102,7 @@ def main(argv=None):
     env["VBOARD_APS"] = str(pathlib.Path(args.aps).resolve())
     env["VBOARD_IP"] = args.ip
     log = open(args.log, "ab", buffering=0) if args.log else None
-    cmd = [micropython(), "-X", "heapsize=%s" % args.heap, str(ROOT / "main.py")]
+    cmd = [micropython(), "-X", "heapsize=%s" % heap, str(ROOT / "main.py")]
 
     child = None
 
@@ -89,6 +112,7 @@ def main(argv=None):
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    sys.stderr.write("vboard: heap %s bytes, flash %s\n" % (heap, flash))
     print("virtual board ready on %s (115200 8N1)" % path, flush=True)
     try:
         while True:

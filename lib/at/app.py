@@ -1,6 +1,7 @@
 # Wiring: the loop, the UART writer, the settings, the engine and the command
 # groups. main.py calls run() with the port's Board.
 import gc
+import sys
 from at.loop import Loop
 from at.output import Output
 from at.store import Store
@@ -42,4 +43,13 @@ def run(board):
     loop.on_read(uart.obj, on_uart)
     gc.collect()
     at.out.write(READY)
-    loop.run()
+    while True:
+        try:
+            loop.run()
+        except Exception as e:
+            # Never let one bad event take the board down (and never print a
+            # traceback on the AT UART): log it, free what we can, go on.
+            board.log.write("at: loop error: ")
+            if hasattr(sys, "print_exception"):
+                sys.print_exception(e, board.log)
+            gc.collect()

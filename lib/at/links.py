@@ -3,10 +3,12 @@
 # loop calls _readable() when a socket has data.
 import socket
 import os
+import time
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
+WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
 CONNECT_MS = 20000  # when CIPSTART gives no timeout
 EINPROGRESS = 115
 EAGAIN = 11
@@ -37,8 +39,42 @@ def errno_of(e):
     return e.args[0] if e.args and isinstance(e.args[0], int) else 0
 
 
+class RxBuf:
+    """A link's passive-receive buffer (the "socket receive window"): one
+    bytearray allocated when the link opens, filled by readinto, drained by
+    AT+CIPRECVDATA. UDP keeps each datagram's length and sender."""
+    __slots__ = ("buf", "s", "e", "dgrams")
+
+    def __init__(self, size, udp):
+        self.buf = bytearray(size)
+        self.s = 0
+        self.e = 0
+        self.dgrams = [] if udp else None  # [length, ip, port] per datagram
+
+    def used(self):
+        return self.e - self.s
+
+    def free(self):
+        return len(self.buf) - self.e + self.s
+
+    def tail(self):
+        """Room at the end, compacting first when the head has been read."""
+        if self.s:
+            n = self.e - self.s
+            self.buf[0:n] = self.buf[self.s:self.e]
+            self.s = 0
+            self.e = n
+        return memoryview(self.buf)[self.e:]
+
+    def take(self, n):
+        self.s += n
+        if self.s == self.e:
+            self.s = self.e = 0
+
+
 class Link:
-    __slots__ = ("id", "type", "sock", "host", "port", "lport", "server", "udp_mode", "dest", "reader", "udp_fixed")
+    __slots__ = ("id", "type", "sock", "host", "port", "lport", "server", "udp_mode", "dest", "reader",
+                 "udp_fixed", "rxb", "notified", "eof", "stalled", "last", "sndtimeo")
 
     def __init__(self, lid, typ, sock, host, port, lport, server=0):
         self.id = lid
@@ -52,6 +88,12 @@ class Link:
         self.dest = None
         self.reader = None
         self.udp_fixed = False
+        self.rxb = None  # RxBuf in passive receive mode
+        self.notified = False  # a passive "+IPD,<len>" is waiting to be read
+        self.eof = False  # the peer has closed; CLOSED waits for the buffer to drain
+        self.stalled = False  # not reading the socket: passive buffer full
+        self.last = 0  # ticks of the last traffic (AT+CIPSTO)
+        self.sndtimeo = -1
 
     @property
     def udp(self):
@@ -63,12 +105,21 @@ class Net:
         self.at = at
         self.loop = at.loop
         self.out = at.out
+        cfg = at.cfg
         self.links = [None] * MAX_LINKS
         self.mux = 0
         self.dinfo = 0
         self.mode = 0  # AT+CIPMODE
         self.keepalive = 0  # last keep_alive given to CIPSTART/CIPTCPOPT
         self.had_link = False
+        self.recvtype = [0] * MAX_LINKS  # AT+CIPRECVTYPE per link id
+        self.lenmode = [0] * MAX_LINKS  # its <data_len_report_mode>
+        # AT+CIPTCPOPT per link id: so_linger, tcp_nodelay, so_sndtimeo, keep_alive
+        self.tcpopt = cfg.get("tcpopt") or [[-1, 0, 0, 0] for _ in range(MAX_LINKS)]
+        self.server = None  # [sock, port, type, ca, netif] while AT+CIPSERVER runs
+        self.maxconn = MAX_LINKS
+        self.sto = 180  # AT+CIPSTO, seconds
+        self._sto_timer = None
         self.rx = bytearray(RX_SIZE)
         self.rxv = memoryview(self.rx)
         self._paused = []
@@ -88,10 +139,10 @@ class Net:
                 return i
         return -1
 
-    def count(self):
+    def count(self, server=None):
         n = 0
         for l in self.links:
-            if l is not None:
+            if l is not None and (server is None or l.server == server):
                 n += 1
         return n
 
@@ -125,9 +176,6 @@ class Net:
         fam = socket.AF_INET6 if v6 else socket.AF_INET
         if host == "localhost":
             host = "::1" if v6 else "127.0.0.1"
-        if not v6 and not is_ipv4(host) and ":" not in host:
-            # A name: for now through the platform resolver (see README, "DNS").
-            pass
         try:
             ai = socket.getaddrinfo(host, port, fam)
         except OSError as e:
@@ -149,10 +197,11 @@ class Net:
                 lport = self._bind(s, fam, local_ip, lport)
                 if host == "255.255.255.255":
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                elif is_ipv4(host) and 224 <= int(host.split(".")[0]) <= 239:
+                    self._join_group(s, host, local_ip)
             else:
                 lport = self._bind(s, fam, local_ip, 0)
-                if keepalive:
-                    self.at.board.keepalive(s, keepalive)
+                self.tcpopt[lid][3] = keepalive
                 try:
                     s.connect(addr)
                 except OSError as e:
@@ -181,11 +230,30 @@ class Net:
         self.attach(link)
         self.announce(link)
 
+    def _join_group(self, s, group, local_ip):
+        """IPv4 multicast: join the group on the interface of local_ip (or any)."""
+        def quad(ip):
+            return bytes(int(x) for x in ip.split("."))
+        mreq = quad(group) + quad(local_ip if local_ip and is_ipv4(local_ip) else "0.0.0.0")
+        s.setsockopt(0, socket.IP_ADD_MEMBERSHIP, mreq)  # IPPROTO_IP
+
     def attach(self, link):
-        self.links[link.id] = link
+        lid = link.id
+        self.links[lid] = link
         self.had_link = True
+        link.last = time.ticks_ms()
+        if self.recvtype[lid]:
+            link.rxb = RxBuf(WINDOW, link.udp)
+        if not link.udp:
+            self.apply_tcpopt(link)
         link.reader = lambda obj, ev: self._readable(link, ev)
         self.loop.on_read(link.sock, link.reader)
+
+    def apply_tcpopt(self, link):
+        """AT+CIPTCPOPT on an open TCP link; returns False where the port cannot apply one."""
+        linger, nodelay, sndtimeo, keep = self.tcpopt[link.id]
+        link.sndtimeo = sndtimeo or -1
+        return self.at.board.tcpopt(link.sock, linger, nodelay, keep)
 
     def announce(self, link):
         if self.at.cfg.get("sysmsg") & 2:
@@ -193,6 +261,67 @@ class Net:
                 link.id, link.type, link.server, link.host, link.port, link.lport))
         else:
             self.at.reply(self.prefix(link) + "CONNECT")
+
+    # -- the server ----------------------------------------------------------------------------
+    def listen(self, port, typ, ca, netif):
+        fam = socket.AF_INET6 if typ.endswith("v6") else socket.AF_INET
+        s = socket.socket(fam, SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(socket.getaddrinfo("::" if fam == socket.AF_INET6 else "0.0.0.0", port, fam)[0][-1])
+            s.listen(MAX_LINKS)
+            s.setblocking(False)
+        except OSError as e:
+            s.close()
+            raise fail(EXEC_FAIL, 4, errno=errno_of(e))
+        self.server = [s, port, typ, ca, netif]
+        self.loop.on_read(s, self._accept)
+        self._arm_sto()
+
+    def unlisten(self, close_clients):
+        s = self.server[0]
+        self.server = None
+        self.loop.forget(s)
+        s.close()
+        if close_clients:
+            for link in self.links:
+                if link is not None and link.server:
+                    self.close(link)
+
+    def _accept(self, obj, ev):
+        try:
+            c, addr = obj.accept()
+        except OSError:
+            return
+        lid = self.free_id()
+        if lid < 0 or self.count(1) >= self.maxconn:
+            # Over AT+CIPSERVERMAXCONN: ESP-AT takes the connection and closes it at once.
+            c.close()
+            return
+        c.setblocking(False)
+        ip, port = peer(addr)
+        if ip.startswith("::ffff:"):
+            ip = ip[7:]
+        srv = self.server
+        link = Link(lid, srv[2], c, ip, port, srv[1], 1)
+        self.attach(link)
+        self.announce(link)
+
+    def _arm_sto(self):
+        if self._sto_timer is None and self.sto and (self.server or self.count(1)):
+            self._sto_timer = self.loop.later(1000, self._check_sto)
+
+    def _check_sto(self):
+        """AT+CIPSTO: close server-side links idle for longer than the timeout."""
+        self._sto_timer = None
+        if not self.sto:
+            return
+        now = time.ticks_ms()
+        limit = self.sto * 1000
+        for link in self.links:
+            if link is not None and link.server and time.ticks_diff(now, link.last) >= limit:
+                self.close(link)
+        self._arm_sto()
 
     # -- closing ---------------------------------------------------------------------------
     def close(self, link, report=True):
@@ -206,11 +335,21 @@ class Net:
             link.sock.close()
         except OSError:
             pass
+        link.rxb = None
         if self.at._waitobj is link.sock:
             # A command waits on this socket (a send): wake it so it fails now.
             self.at._ready(link.sock, 0x08)
         if report:
             self.at.reply(self.prefix(link) + "CLOSED")
+
+    def _peer_closed(self, link):
+        b = link.rxb
+        if b is not None and b.used():
+            # Passive mode: the data stays readable; CLOSED comes once it is read.
+            link.eof = True
+            self.loop.on_read(link.sock, None)
+        else:
+            self.close(link)
 
     # -- receiving ------------------------------------------------------------------------------
     def _readable(self, link, ev):
@@ -222,31 +361,54 @@ class Net:
             self.out.when_drained(self._resume)
             return
         s = link.sock
+        b = link.rxb
         if link.udp:
             try:
                 data, addr = s.recvfrom(RX_SIZE)
             except OSError as e:
-                if errno_of(e) == EAGAIN:
-                    return
-                self.close(link)
+                if errno_of(e) != EAGAIN:
+                    self.close(link)
                 return
+            link.last = time.ticks_ms()
             ip, port = peer(addr)
             if link.udp_mode == 2 or (link.udp_mode == 1 and not link.udp_fixed and
                                       (ip != link.host or port != link.port)):
                 link.udp_fixed = True
                 link.host, link.port, link.dest = ip, port, addr
-            self.deliver(link, data, len(data), ip, port)
+            if b is None:
+                self.deliver(link, data, len(data), ip, port)
+            elif len(data) <= b.free():
+                n = len(data)
+                b.tail()[:n] = data
+                b.e += n
+                b.dgrams.append([n, ip, port])
+                self.notify(link)
+            # else: the window is full; UDP drops, as the spec says
             return
+        if b is None:
+            mv = self.rxv
+        else:
+            if not b.free():
+                # Window full: stop reading; the peer's sends stall, nothing is lost.
+                link.stalled = True
+                self.loop.on_read(s, None)
+                return
+            mv = b.tail()
         try:
-            n = s.readinto(self.rx)
+            n = s.readinto(mv)
         except OSError as e:
             n = 0 if errno_of(e) != EAGAIN else None
         if n is None:
             return
         if n == 0:
-            self.close(link)
+            self._peer_closed(link)
             return
-        self.deliver(link, self.rxv[:n], n, link.host, link.port)
+        link.last = time.ticks_ms()
+        if b is None:
+            self.deliver(link, mv[:n], n, link.host, link.port)
+        else:
+            b.e += n
+            self.notify(link)
 
     def deliver(self, link, data, n, ip, port):
         """Active receive: "+IPD" in the format AT+CIPMUX and AT+CIPDINFO select."""
@@ -261,17 +423,101 @@ class Net:
         self.out.write(hdr.encode())
         self.out.write(data)
 
+    def notify(self, link):
+        """Passive receive: one "+IPD,[<id>,]<len>" until the host reads."""
+        if link.notified:
+            return
+        link.notified = True
+        b = link.rxb
+        n = b.dgrams[0][0] if (self.lenmode[link.id] and b.dgrams) else b.used()
+        if self.mux:
+            self.at.reply("", "+IPD,%d,%d" % (link.id, n))
+        else:
+            self.at.reply("", "+IPD,%d" % n)
+
+    def recvdata(self, link, n, whole):
+        """AT+CIPRECVDATA: write up to n buffered bytes; False when there are none."""
+        b = link.rxb
+        if b is None or not b.used():
+            return False
+        ip, port = link.host, link.port
+        if b.dgrams is not None:
+            d = b.dgrams
+            ip, port = d[0][1], d[0][2]
+            if whole:
+                # Whole datagrams only, as many as fit in n.
+                take = 0
+                while d and take + d[0][0] <= n:
+                    take += d.pop(0)[0]
+                if not take:
+                    return False
+                n = take
+            else:
+                n = min(n, b.used())
+                left = n
+                while d and left >= d[0][0]:
+                    left -= d.pop(0)[0]
+                if left:
+                    d[0][0] -= left
+        else:
+            n = min(n, b.used())
+        if self.dinfo:
+            self.at.write('+CIPRECVDATA:%d,"%s",%d,' % (n, ip, port))
+        else:
+            self.at.write("+CIPRECVDATA:%d," % n)
+        self.out.write(memoryview(b.buf)[b.s:b.s + n])
+        self.out.write(b"\r\n")
+        b.take(n)
+        link.notified = False
+        link.last = time.ticks_ms()
+        if link.stalled:
+            link.stalled = False
+            self.loop.on_read(link.sock, link.reader)
+        return True
+
+    def after_read(self, link):
+        """After AT+CIPRECVDATA's OK: CLOSED if the peer left and all is read;
+        a new +IPD if data is still waiting."""
+        b = link.rxb
+        if b is None or self.links[link.id] is not link:
+            return
+        if b.used():
+            self.notify(link)
+        elif link.eof:
+            self.close(link)
+
+    def set_passive(self, lid, mode, lenmode):
+        self.recvtype[lid] = mode
+        self.lenmode[lid] = lenmode
+        link = self.links[lid]
+        if link is None:
+            return
+        if mode and link.rxb is None:
+            link.rxb = RxBuf(WINDOW, link.udp)
+        elif not mode and link.rxb is not None:
+            b = link.rxb
+            link.rxb = None
+            if b.used():  # hand over what was buffered as active +IPD
+                self.deliver(link, memoryview(b.buf)[b.s:b.e], b.used(), link.host, link.port)
+            if link.stalled:
+                link.stalled = False
+                self.loop.on_read(link.sock, link.reader)
+            if link.eof:
+                self.close(link)
+
     def _resume(self):
         p = self._paused
         self._paused = []
         for link in p:
-            if self.links[link.id] is link:
+            if self.links[link.id] is link and not link.stalled and not link.eof:
                 self.loop.on_read(link.sock, link.reader)
 
     # -- sending ------------------------------------------------------------------------------------
-    def send(self, link, mv, dest=None, timeout_ms=-1):
-        """Generator: hand mv to the stack; raises OSError when the link fails."""
+    def send(self, link, mv, dest=None):
+        """Generator: hand mv to the stack; raises OSError when the link fails
+        (errno 110 when AT+CIPTCPOPT's so_sndtimeo runs out)."""
         s = link.sock
+        link.last = time.ticks_ms()
         if link.udp:
             s.sendto(mv, dest or link.dest)
             return
@@ -285,6 +531,6 @@ class Net:
             if n:
                 mv = mv[n:]
             else:
-                ev = yield self.at.writable(s, timeout_ms)
+                ev = yield self.at.writable(s, link.sndtimeo)
                 if ev == 0:
                     raise OSError(110)

@@ -1,7 +1,10 @@
 # TCP/IP commands in normal transmission mode (TCP-IP_AT_Commands.rst):
 # AT+CIPMUX, AT+CIPMODE, AT+CIPSTART(EX), AT+CIPSEND, AT+CIPCLOSE, AT+CIPSTATE,
-# AT+CIPSTATUS, AT+CIFSR, AT+CIPDINFO, AT+CIPDOMAIN, AT+CIPV6.
-# The link table itself lives in at/links.py.
+# AT+CIPSTATUS, AT+CIFSR, AT+CIPDINFO, AT+CIPDOMAIN, AT+CIPV6, the server
+# (AT+CIPSERVER, AT+CIPSERVERMAXCONN, AT+CIPSTO), passive receive
+# (AT+CIPRECVTYPE, AT+CIPRECVDATA, AT+CIPRECVLEN) and AT+CIPTCPOPT.
+# The link table itself lives in at/links.py; the long and extended sends
+# (AT+CIPSENDL, AT+CIPSENDEX) in at/commands/sendx.py.
 import socket
 from at import parse
 from at.engine import SEND_OK, SEND_FAIL, DATA_MAX
@@ -32,7 +35,7 @@ def s_cipmux(at, a):
         _no_links(at)
         if v and at.net.mode:
             raise fail(EXEC_FAIL)
-        if not v and getattr(at.net, "server", None):
+        if not v and at.net.server:
             raise fail(EXEC_FAIL)
         at.net.mux = v
 
@@ -140,11 +143,17 @@ def _send(at, link, n, dest):
     mv = yield at.data(n)
     at.reply("")
     at.reply("Recv %d bytes" % n)
+    return (yield from send_result(at, link, mv, dest))
+
+
+def send_result(at, link, mv, dest=None):
+    """Generator: send mv; SEND OK, or SEND FAIL (then CLOSED unless it was a timeout)."""
     try:
         yield from at.net.send(link, mv, dest)
     except OSError as e:
         at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
-        at.then(lambda: at.net.close(link))  # SEND FAIL first, then CLOSED
+        if errno_of(e) != 110:
+            at.then(lambda: at.net.close(link))  # SEND FAIL first, then CLOSED
         return SEND_FAIL
     return SEND_OK
 
@@ -249,6 +258,148 @@ def _ip_of(ai):
         return None
 
 
+# -- the server ------------------------------------------------------------------------------------
+SERVER_TYPES = ("TCP", "TCPv6", "SSL", "SSLv6")
+
+
+def q_cipserver(at):
+    srv = at.net.server
+    if srv is None:
+        at.reply("+CIPSERVER:0")
+    else:
+        at.reply('+CIPSERVER:1,%d,"%s",%d,%d' % tuple(srv[1:]))
+
+
+def s_cipserver(at, a):
+    net = at.net
+    parse.count(a, 1, 5)
+    mode = parse.num(a, 0, 0, 1)
+    if mode == 0:
+        parse.count(a, 1, 2)  # <"type"> and <CA enable> must be omitted
+        close_all = parse.num(a, 1, 0, 1, 0)
+        if net.server is None:
+            raise fail(EXEC_FAIL)
+        net.unlisten(close_all)
+        return
+    port = parse.num(a, 1, 1, 65535, 333)
+    typ = parse.choice(a, 2, SERVER_TYPES, "TCP")
+    ca = parse.num(a, 3, 0, 1, 0)
+    netif = parse.num(a, 4, 0, 2, 0)
+    if not net.mux or net.server is not None:
+        raise fail(EXEC_FAIL)
+    if typ.startswith("SSL"):
+        raise fail(EXEC_FAIL, 0x10)  # SSL servers: not yet in this firmware
+    if typ.endswith("v6") and not at.cfg.get("cipv6"):
+        raise fail(EXEC_FAIL)
+    net.listen(port, typ, ca, netif)
+
+
+def q_cipservermaxconn(at):
+    at.reply("+CIPSERVERMAXCONN:%d" % at.net.maxconn)
+
+
+def s_cipservermaxconn(at, a):
+    parse.count(a, 1, 1)
+    n = parse.num(a, 0, 1, MAX_LINKS)
+    if at.net.server is not None:
+        raise fail(EXEC_FAIL)  # "call it before creating a server"
+    at.net.maxconn = n
+
+
+def q_cipsto(at):
+    at.reply("+CIPSTO:%d" % at.net.sto)
+
+
+def s_cipsto(at, a):
+    parse.count(a, 1, 1)
+    at.net.sto = parse.num(a, 0, 0, 7200)
+    at.net._arm_sto()
+
+
+# -- passive receive ----------------------------------------------------------------------------------
+def _lid_arg(at, a, allow_all=False):
+    """(link id, index of the next parameter): the id is there only with CIPMUX=1."""
+    if not at.net.mux:
+        return 0, 0
+    return parse.num(a, 0, 0, MAX_LINKS if allow_all else MAX_LINKS - 1), 1
+
+
+def q_ciprecvtype(at):
+    net = at.net
+    for lid in (range(MAX_LINKS) if net.mux else (0,)):
+        at.reply("+CIPRECVTYPE:%d,%d" % (lid, net.recvtype[lid]))
+
+
+def s_ciprecvtype(at, a):
+    net = at.net
+    lid, i = _lid_arg(at, a, True)
+    parse.count(a, i + 1, i + 2)
+    mode = parse.num(a, i, 0, 1)
+    lenmode = parse.num(a, i + 1, 0, 1, 0)
+    if net.mode:
+        raise fail(EXEC_FAIL)  # not in passthrough mode
+    for k in (range(MAX_LINKS) if lid == MAX_LINKS else (lid,)):
+        net.set_passive(k, mode, lenmode)
+
+
+def s_ciprecvdata(at, a):
+    net = at.net
+    lid, i = _lid_arg(at, a)
+    parse.count(a, i + 1, i + 2)
+    n = parse.num(a, i, 1, 0x7FFFFFFF)
+    whole = parse.num(a, i + 1, 0, 1, 0)
+    link = net.link(lid)
+    if link.rxb is None or not net.recvdata(link, n, whole):
+        raise fail(EXEC_FAIL)
+    at.then(lambda: net.after_read(link))
+
+
+def q_ciprecvlen(at):
+    net = at.net
+    out = []
+    for link in net.links:
+        if link is None:
+            out.append("")
+        elif link.rxb is None:
+            out.append("0")
+        elif net.lenmode[link.id] and link.rxb.dgrams:
+            out.append(str(link.rxb.dgrams[0][0]))
+        else:
+            out.append(str(link.rxb.used()))
+    at.reply("+CIPRECVLEN:" + ",".join(out))
+
+
+# -- socket options ---------------------------------------------------------------------------------------
+def q_ciptcpopt(at):
+    net = at.net
+    for lid in (range(MAX_LINKS) if net.mux else (0,)):
+        at.reply("+CIPTCPOPT:%d,%d,%d,%d,%d" % ((lid,) + tuple(net.tcpopt[lid])))
+
+
+def s_ciptcpopt(at, a):
+    net = at.net
+    lid, i = _lid_arg(at, a, True)
+    parse.count(a, i + 1, i + 4)
+    ids = range(MAX_LINKS) if lid == MAX_LINKS else (lid,)
+    cur = net.tcpopt[ids[0]]
+    opt = [parse.num(a, i, -1, 7200, cur[0]),
+           parse.num(a, i + 1, 0, 1, cur[1]),
+           parse.num(a, i + 2, 0, 0x7FFFFFFF, cur[2]),
+           parse.num(a, i + 3, 0, 7200, cur[3])]
+    applied = True
+    for k in ids:
+        net.tcpopt[k] = list(opt)
+        link = net.links[k]
+        if link is not None and not link.udp:
+            applied = net.apply_tcpopt(link) and applied
+    net.keepalive = opt[3]
+    at.cfg.set("tcpopt", net.tcpopt)
+    if not applied:
+        # The port cannot apply an option (a stock ESP32 image has no SO_LINGER or
+        # keep-alive): say so instead of pretending.
+        raise fail(EXEC_FAIL, 0x20)
+
+
 COMMANDS = [
     # name, test, query, set, execute
     ("+CIPMUX", None, q_cipmux, s_cipmux, None),
@@ -263,4 +414,11 @@ COMMANDS = [
     ("+CIPSTATUS", None, None, None, exe_cipstatus),
     ("+CIFSR", None, None, None, exe_cifsr),
     ("+CIPDOMAIN", None, None, s_cipdomain, None),
+    ("+CIPSERVER", None, q_cipserver, s_cipserver, None),
+    ("+CIPSERVERMAXCONN", None, q_cipservermaxconn, s_cipservermaxconn, None),
+    ("+CIPSTO", None, q_cipsto, s_cipsto, None),
+    ("+CIPRECVTYPE", None, q_ciprecvtype, s_ciprecvtype, None),
+    ("+CIPRECVDATA", None, None, s_ciprecvdata, None),
+    ("+CIPRECVLEN", None, q_ciprecvlen, None, None),
+    ("+CIPTCPOPT", None, q_ciptcpopt, s_ciptcpopt, None),
 ]

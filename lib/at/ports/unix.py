@@ -103,11 +103,20 @@ class Board:
     def reset(self):
         sys.exit(RESET_EXIT)
 
-    def keepalive(self, sock, idle, intvl=1, cnt=3):
-        """SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT (Linux numbers: the unix port lacks the names)."""
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if idle else 0)
-        if idle:
-            sock.setsockopt(6, 4, idle)
-            sock.setsockopt(6, 5, intvl)
-            sock.setsockopt(6, 6, cnt)
+    def tcpopt(self, sock, linger, nodelay, keepalive):
+        """Apply AT+CIPTCPOPT / keep_alive to a TCP socket. The unix port passes
+        every option to Linux (numbers, as its socket module lacks the names):
+        SO_LINGER, TCP_NODELAY, SO_KEEPALIVE with TCP_KEEPIDLE=<keep_alive>,
+        TCP_KEEPINTVL=1, TCP_KEEPCNT=3 as the spec maps them."""
+        sol = socket.SOL_SOCKET
+        if linger >= 0:
+            sock.setsockopt(sol, socket.SO_LINGER, b"\x01\x00\x00\x00" + linger.to_bytes(4, "little"))
+        else:
+            sock.setsockopt(sol, socket.SO_LINGER, bytes(8))
+        sock.setsockopt(6, 1, 1 if nodelay else 0)  # IPPROTO_TCP, TCP_NODELAY
+        sock.setsockopt(sol, socket.SO_KEEPALIVE, 1 if keepalive else 0)
+        if keepalive:
+            sock.setsockopt(6, 4, keepalive)  # TCP_KEEPIDLE
+            sock.setsockopt(6, 5, 1)  # TCP_KEEPINTVL
+            sock.setsockopt(6, 6, 3)  # TCP_KEEPCNT
         return True
