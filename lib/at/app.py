@@ -28,7 +28,11 @@ def run(board):
     rx = bytearray(RX_CHUNK)
 
     def resume():
-        loop.on_read(uart.obj, on_uart)
+        # Read the UART again unless the backlog or a full sink still holds it.
+        if at.out.blocked:
+            at.out.when_drained(resume)
+        elif at._held is None:
+            loop.on_read(uart.obj, on_uart)
 
     def on_uart(obj, ev):
         if at.out.blocked:
@@ -40,6 +44,11 @@ def run(board):
         if n:
             at.feed(rx, n)
 
+    def pause():
+        loop.on_read(uart.obj, None)
+
+    at.pause_input = pause
+    at.resume_input = resume
     loop.on_read(uart.obj, on_uart)
     gc.collect()
     at.out.write(READY)

@@ -120,12 +120,13 @@ def s_cipstartex(at, a):
 
 
 # -- sending ------------------------------------------------------------------------------------
-def s_cipsend(at, a):
+def send_args(at, a, maxlen):
+    """[<link ID>,]<length>[,<"remote host">,<remote port>] of CIPSEND/SENDEX/SENDL."""
     net = at.net
     i = 1 if net.mux else 0
     parse.count(a, i + 1, i + 3)
     link = net.link(parse.num(a, 0, 0, MAX_LINKS - 1)) if net.mux else net.link(0)
-    n = parse.num(a, i, 1, DATA_MAX)
+    n = parse.num(a, i, 1, maxlen)
     dest = None
     if len(a) > i + 1:
         host = parse.text(a, i + 1, 64, minlen=1)
@@ -135,7 +136,11 @@ def s_cipsend(at, a):
         dest = net.resolve(host, port, link.type.endswith("v6"))[1]
     if net.mode:
         raise fail(EXEC_FAIL)  # CIPMODE=1 sends with the execute form
-    return _send(at, link, n, dest)
+    return link, n, dest
+
+
+def s_cipsend(at, a):
+    return _send(at, *send_args(at, a, DATA_MAX))
 
 
 def _send(at, link, n, dest):
