@@ -2,7 +2,20 @@
 the driver's own start-up, Wi-Fi join, status and a TCP exchange through it."""
 import pytest
 
-from peers import TcpServer, echo
+import time
+
+from peers import TcpServer
+
+
+def slow_echo(c, srv):
+    """Echo after a short pause, as a real server answers: the driver's
+    socket_send() reads until SEND OK and would swallow an instant reply."""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return
+        time.sleep(0.3)
+        c.sendall(d)
 
 esp_mod = pytest.importorskip("adafruit_espatcontrol.adafruit_espatcontrol")
 
@@ -27,7 +40,7 @@ def test_driver_join_status_and_tcp(esp, opts, host_ip):
     assert esp.status == esp.STATUS_APCONNECTED
     assert esp.local_ip == host_ip if opts.port is None else esp.local_ip
     # (remote_AP is not checked: driver 0.11.7 compares bytes with str there and raises)
-    srv = TcpServer(host_ip, echo)
+    srv = TcpServer(host_ip, slow_echo)
     try:
         assert esp.socket_connect(esp.TYPE_TCP, host_ip, srv.port)
         assert esp.status == esp.STATUS_SOCKETOPEN

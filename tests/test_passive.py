@@ -38,6 +38,26 @@ def recvdata(d, line):
     return hdr, data
 
 
+def drain_passive(d, lid, total, chunk=2048, timeout=60):
+    """Read `total` bytes with AT+CIPRECVDATA as a host would: read while data is
+    there, wait for the next +IPD notice when the buffer is empty (ERROR)."""
+    got = bytearray()
+    notice = re.compile(rb"\+IPD,%d,\d+\r\n" % lid)
+    deadline = time.monotonic() + timeout
+    while len(got) < total:
+        assert time.monotonic() < deadline
+        d.write(b"AT+CIPRECVDATA=%d,%d\r\n" % (lid, chunk))
+        r = d.read_until(re.compile(rb"\r\nERROR\r\n|\+CIPRECVDATA:\d+,"))
+        if r.endswith(b"ERROR\r\n"):
+            if not notice.search(r):
+                d.read_until(notice, timeout=10)
+            continue
+        n = int(re.search(rb"\+CIPRECVDATA:(\d+),$", r).group(1))
+        got += d.read_exactly(n)
+        d.read_until(b"\r\nOK\r\n")
+    return got
+
+
 def test_recvtype_query_and_set(joined):
     d = joined
     assert d.cmd("AT+CIPRECVTYPE?") == b"+CIPRECVTYPE:0,0\r\n\r\nOK\r\n"
@@ -129,14 +149,24 @@ def test_window_backpressure_then_drain(held, host_ip):
     stalled_at = sent[0]
     assert stalled_at < len(data), "the peer was never held back"
     assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:5760,,,,\r\n\r\nOK\r\n"
-    got = bytearray()
-    while len(got) < len(data):
-        hdr, chunk = recvdata(d, "AT+CIPRECVDATA=0,2048")
-        got += chunk
-        d.buf = bytearray(re.sub(rb"\r\n\+IPD,0,\d+\r\n", b"", bytes(d.buf)))
+    got = drain_passive(d, 0, len(data))
     assert sha(got) == sha(data)
     t.join(5)
     c.close()
+
+
+def test_passive_10mb_sha(held, host_ip):
+    """10 MB through passive receive with 2,048-byte reads, byte-exact."""
+    d, srv = held
+    c = open_passive(d, srv, host_ip)
+    data = os.urandom(10 * 1000 * 1000)
+    t = threading.Thread(target=lambda: (c.sendall(data), c.close()), daemon=True)
+    t.start()
+    got = drain_passive(d, 0, len(data), chunk=2048, timeout=100)
+    assert sha(got) == sha(data)
+    t.join(5)
+    # the peer has closed and everything is read: CLOSED now
+    d.read_until(b"0,CLOSED\r\n", timeout=5)
 
 
 def test_closed_only_after_drain(held, host_ip):

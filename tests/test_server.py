@@ -192,7 +192,8 @@ def _serve_http(d, body):
     d.read_until(b">")
     d.write(resp)
     d.read_until(b"SEND OK\r\n")
-    d.ok("AT+CIPCLOSE=%s" % lid.decode())
+    # Content-Length tells the client where the body ends; it closes, we see CLOSED.
+    d.read_until(b"%s,CLOSED\r\n" % lid, timeout=10)
 
 
 def test_http_page_served_through_cipserver(server):

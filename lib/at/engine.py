@@ -8,7 +8,7 @@
 # engine resumes it from the event loop; while it runs, new lines get "busy p...".
 import sys
 from at import parse
-from at.errors import ATError, code, COMMON, NO_TERMINATOR, UNSUPPORTED, OP_ERROR, EXEC_FAIL
+from at.errors import ATError, code, COMMON, NO_TERMINATOR, UNSUPPORTED, OP_ERROR, EXEC_FAIL, PROCESSING
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -35,6 +35,7 @@ class _Data:
 
 
 DATA = _Data()
+STREAM = _Data()
 
 
 class Engine:
@@ -53,7 +54,10 @@ class Engine:
         self._after = None
         self.line = bytearray()
         self._over = False
+        self._cr = False  # the line so far ends with a CR
         self.sink = self.command_sink
+        self._stream = None
+        self._held = None
         self.dbuf = bytearray(DATA_MAX)
         self._dneed = 0
         self._dlen = 0
@@ -102,45 +106,102 @@ class Engine:
             self.dbuf = buf
         return DATA
 
+    def stream(self, sink):
+        """Give every UART byte to sink(buf, pos, end) -> new pos (or -1: "full,
+        hold the rest") until the owner calls at.resume(result)."""
+        self._stream = sink
+        return STREAM
+
+    def resume(self, val=None):
+        """End a stream (or wake a generator handler) with val."""
+        self.sink = self.command_sink
+        self._step(val)
+
     # -- input ---------------------------------------------------------------------------
     def feed(self, buf, n):
         """Hand n bytes of UART input to whoever takes them now."""
         pos = 0
         while pos < n:
-            pos = self.sink(buf, pos, n)
+            p = self.sink(buf, pos, n)
+            if p < 0:
+                # The sink is full (a send waits for the network): keep the rest
+                # and stop reading the UART, so flow control holds the host back.
+                self._held = bytes(memoryview(buf)[pos:n])
+                self.pause_input()
+                return
+            pos = p
+
+    def unhold(self):
+        """The sink has room again: feed what was held, then read the UART again."""
+        h = self._held
+        if h is None:
+            return
+        self._held = None
+        self.feed(h, len(h))
+        if self._held is None:
+            self.resume_input()
+
+    def pause_input(self):  # app.run() replaces these two with the real ones
+        pass
+
+    def resume_input(self):
+        pass
 
     def command_sink(self, buf, pos, end):
+        """Take bytes up to the end of one line (or of the chunk); return where it stopped.
+
+        A line ends at LF, or at a CR that is followed by any byte other than LF
+        (a malformed line, answered at once). Nothing here loops per byte.
+        """
+        if self._cr and buf[pos] != 10:
+            # The last byte of the line so far was a lone CR: that line is over.
+            self._cr = False
+            self._eol()
+            return pos
         i = buf.find(b"\n", pos, end)
         stop = end if i < 0 else i + 1
+        done = i >= 0
+        c = buf.find(b"\r", pos, stop)
+        if 0 <= c and c + 1 < stop and c + 1 != i:
+            stop = c + 1  # CR followed by another byte: the line ends at the CR
+            done = True
         line = self.line
-        if len(line) + stop - pos <= MAXLINE + 2:
-            line.extend(memoryview(buf)[pos:stop])
-        else:
+        if self._over or len(line) + stop - pos > MAXLINE + 2:
+            # Too long: forget what came so far, answer ERROR at its end.
             self._over = True
-        # A CR that is not followed by LF ends a malformed line at once.
-        c = line.find(b"\r")
-        while 0 <= c < len(line) - 1 and line[c + 1] != 10:
-            head = bytes(line[:c + 1])
-            line[:c + 1] = b""
-            self._line(head, False)
-            c = line.find(b"\r")
-        if i >= 0:
-            raw = bytes(line)
             line[:] = b""
-            over = self._over
-            self._over = False
-            self._line(raw, over)
+        else:
+            line.extend(memoryview(buf)[pos:stop])
+        if done:
+            self._cr = False
+            self._eol()
+        else:
+            self._cr = buf[stop - 1] == 13
         return stop
+
+    def _eol(self):
+        raw = bytes(self.line)
+        self.line[:] = b""
+        over = self._over
+        self._over = False
+        self._line(raw, over)
 
     def _line(self, raw, over):
         if self.task is not None:
+            # ESP-AT (esp-at issue #731): "ERR CODE:0x010b0000" then "busy p..."
+            # when AT+SYSLOG=1; the line is not echoed.
+            if self.syslog:
+                self.reply("ERR CODE:0x%08x" % code(PROCESSING))
             self.out.write(BUSY)
+            return
+        if over:
+            # Spec: a command is at most 256 bytes. The line was not kept, so
+            # nothing is echoed (the spec is silent on echoing it).
+            self._fail(ATError(code(COMMON)))
             return
         if self.echo:
             self.out.write(raw)
-        if over:
-            self._fail(ATError(code(COMMON)))
-        elif len(raw) < 2 or raw[-1] != 10 or raw[-2] != 13:
+        if len(raw) < 2 or raw[-1] != 10 or raw[-2] != 13:
             self._fail(ATError(code(NO_TERMINATOR)))
         else:
             self.run(raw[:-2])
@@ -222,6 +283,8 @@ class Engine:
             return
         if w is DATA:
             self.sink = self._collect
+        elif w is STREAM:
+            self.sink = self._stream
         elif isinstance(w, int):
             self._timer = self.loop.later(w, self._timeout)
         else:
