@@ -105,8 +105,9 @@ class Dut:
 class VirtualBoard:
     """tools/vboard.py in a subprocess, on a flash directory of its own."""
 
-    def __init__(self, flash, log, heap=None, extra=()):
-        cmd = [sys.executable, str(ROOT / "tools" / "vboard.py"), "--flash", str(flash), "--log", str(log)]
+    def __init__(self, flash, log, heap=None, extra=(), prefix=()):
+        cmd = list(prefix) + [sys.executable, str(ROOT / "tools" / "vboard.py"), "--flash", str(flash),
+                              "--log", str(log)]
         if heap:
             cmd += ["--heap", heap]
         cmd += list(extra)
