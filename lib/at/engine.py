@@ -112,6 +112,11 @@ class Engine:
         self._stream = sink
         return STREAM
 
+    def start(self, gen):
+        """Run a generator as if a command had started it (e.g. passthrough at boot)."""
+        self.task = gen
+        self._step(None)
+
     def resume(self, val=None):
         """End a stream (or wake a generator handler) with val."""
         self.sink = self.command_sink

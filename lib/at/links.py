@@ -117,6 +117,7 @@ class Net:
         # AT+CIPTCPOPT per link id: so_linger, tcp_nodelay, so_sndtimeo, keep_alive
         self.tcpopt = cfg.get("tcpopt") or [[-1, 0, 0, 0] for _ in range(MAX_LINKS)]
         self.server = None  # [sock, port, type, ca, netif] while AT+CIPSERVER runs
+        self.pt = None  # the Passthrough running on link 0, if any
         self.maxconn = MAX_LINKS
         self.sto = 180  # AT+CIPSTO, seconds
         self._sto_timer = None
@@ -185,7 +186,7 @@ class Net:
                 return fam, a[-1]
         raise fail(EXEC_FAIL, 1)
 
-    def open(self, lid, typ, host, port, keepalive, local_ip, timeout_ms, lport=0, udp_mode=0):
+    def open(self, lid, typ, host, port, keepalive, local_ip, timeout_ms, lport=0, udp_mode=0, announce=True):
         """Generator: open a TCP or UDP link in slot lid and report CONNECT."""
         v6 = typ.endswith("v6")
         fam, addr = self.resolve(host, port, v6)
@@ -228,7 +229,8 @@ class Net:
             link.dest = addr
             link.udp_mode = udp_mode
         self.attach(link)
-        self.announce(link)
+        if announce:
+            self.announce(link)
 
     def _join_group(self, s, group, local_ip):
         """IPv4 multicast: join the group on the interface of local_ip (or any)."""
@@ -327,6 +329,10 @@ class Net:
     def close(self, link, report=True):
         if self.links[link.id] is not link:
             return
+        pt = self.pt
+        if pt is not None and link is pt.link:
+            # In passthrough, CLOSED is printed only when AT+SYSMSG bit 2 asks.
+            report = report and self.at.cfg.get("sysmsg") & 4
         self.links[link.id] = None
         self.loop.forget(link.sock)
         if link in self._paused:
@@ -341,6 +347,24 @@ class Net:
             self.at._ready(link.sock, 0x08)
         if report:
             self.at.reply(self.prefix(link) + "CLOSED")
+        if pt is not None and link is pt.link:
+            pt.link_closed()
+
+    # -- passthrough ------------------------------------------------------------------------
+    def start_raw(self, pt):
+        self.pt = pt
+        link = pt.link
+        if link.stalled:
+            link.stalled = False
+            self.loop.on_read(link.sock, link.reader)
+
+    def stop_raw(self):
+        self.pt = None
+
+    def _hold_for_passthrough(self, link):
+        """AT+CIPMODE=1 outside the data phase: keep the data in the socket."""
+        link.stalled = True
+        self.loop.on_read(link.sock, None)
 
     def _peer_closed(self, link):
         b = link.rxb
@@ -362,6 +386,10 @@ class Net:
             return
         s = link.sock
         b = link.rxb
+        raw = self.pt is not None and link is self.pt.link
+        if self.mode and not raw:
+            self._hold_for_passthrough(link)
+            return
         if link.udp:
             try:
                 data, addr = s.recvfrom(RX_SIZE)
@@ -375,7 +403,9 @@ class Net:
                                       (ip != link.host or port != link.port)):
                 link.udp_fixed = True
                 link.host, link.port, link.dest = ip, port, addr
-            if b is None:
+            if raw:
+                self.out.write(data)
+            elif b is None:
                 self.deliver(link, data, len(data), ip, port)
             elif len(data) <= b.free():
                 n = len(data)
@@ -404,7 +434,9 @@ class Net:
             self._peer_closed(link)
             return
         link.last = time.ticks_ms()
-        if b is None:
+        if raw:
+            self.out.write(mv[:n])
+        elif b is None:
             self.deliver(link, mv[:n], n, link.host, link.port)
         else:
             b.e += n

@@ -17,7 +17,28 @@ DEFAULTS = {
     "ap": None,  # last joined AP: [ssid, password, bssid]
     "cipv6": 0,
     "cipreconnintv": 1,
+    "transintvl": 20,
 }
+
+
+def _ap_ok(v):
+    # [ssid, password, bssid or None, then optional ints (AT+CWJAP's options)]
+    return v is None or (isinstance(v, list) and len(v) >= 3 and isinstance(v[0], str)
+                         and isinstance(v[1], str) and (v[2] is None or isinstance(v[2], str))
+                         and all(isinstance(x, int) for x in v[3:]))
+
+
+SHAPES = {"ap": _ap_ok}
+
+
+def _fits(v, default):
+    """Is v the same kind of value as the default (an int, a list of ints)?"""
+    if default is None:
+        return True  # no default to compare with
+    if isinstance(default, list):
+        return isinstance(v, list) and len(v) == len(default) and all(
+            _fits(x, y) for x, y in zip(v, default))
+    return type(v) is type(default)  # bool is not int here
 
 
 class Store:
@@ -34,13 +55,21 @@ class Store:
                 d = json.load(f)
             if not isinstance(d, dict):
                 raise ValueError("not an object")
-            return d
         except OSError:
             return {}
         except Exception as e:  # ValueError, syntax errors of a half-written file
             if self.log:
                 self.log.write("at: %s is corrupt (%r); using factory defaults\n" % (self.path, e))
             return {}
+        # A value of the wrong shape (a hand-edited or foreign file) would crash the
+        # commands that read it at every boot: drop it, keep the rest.
+        for k in list(d):
+            check = SHAPES.get(k)
+            if not (check(d[k]) if check else _fits(d[k], DEFAULTS.get(k))):
+                if self.log:
+                    self.log.write("at: %s: bad value for %s (%r); using its default\n" % (self.path, k, d[k]))
+                del d[k]
+        return d
 
     def get(self, key):
         return self.ram.get(key, DEFAULTS.get(key))

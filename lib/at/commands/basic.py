@@ -19,8 +19,14 @@ def exe_e1(at):
     at.echo = True
 
 
+def _reset(at):
+    # OK has been written; make sure it left the UART before the reset.
+    at.out.flush()
+    at.board.reset()
+
+
 def exe_rst(at):
-    at.then(at.board.reset)
+    at.then(lambda: _reset(at))
 
 
 def exe_gmr(at):
@@ -42,7 +48,7 @@ def q_cmd(at):
 
 def exe_restore(at):
     at.cfg.erase()
-    at.then(at.board.reset)
+    at.then(lambda: _reset(at))
 
 
 def _flag(key, hi=1, always=False, apply=None):
@@ -95,10 +101,25 @@ def s_sysram(at, a):
     at.reply("+SYSRAM:%d,%d,%d,%d" % (free, free, at.board.min_free, free + gc.mem_alloc()))
 
 
+UART_RANGES = ((80, 5000000), (5, 8), (1, 3), (0, 2), (0, 3))
+
+
 def _uart_args(a):
     parse.count(a, 5, 5)
-    return [parse.num(a, 0, 80, 5000000), parse.num(a, 1, 5, 8), parse.num(a, 2, 1, 3),
-            parse.num(a, 3, 0, 2), parse.num(a, 4, 0, 3)]
+    return [parse.num(a, i, lo, hi) for i, (lo, hi) in enumerate(UART_RANGES)]
+
+
+def init(at):
+    # The UART comes up with the saved AT+UART_DEF configuration, as ESP-AT's does
+    # (AT+UART_CUR is never saved). A value out of range means the factory default.
+    c = at.cfg.get("uart_def")
+    for v, (lo, hi) in zip(c, UART_RANGES):
+        if not lo <= v <= hi:
+            at.log.write("at: bad saved UART configuration %r; using 115200,8,1,0,0\n" % (c,))
+            c = [115200, 8, 1, 0, 0]
+            break
+    if list(c) != list(at.board.uart.config):
+        at.board.uart.configure(*c)
 
 
 def q_uart_cur(at):

@@ -2,12 +2,9 @@
 # <length> bytes or at "\0", with backslash escapes), AT+CIPSENDL (streams up
 # to 2^31-1 bytes to the link while the UART still receives, with
 # "+CIPSENDL:<sent>,<received>" reports) and AT+CIPSENDLCFG.
-import time
 from at import parse
 from at.engine import DATA_MAX
-from at.errors import fail, EXEC_FAIL
-from at.guard import PlusGuard
-from at.links import errno_of, EAGAIN
+from at.pump import Pump
 from at.commands.tcpip import send_args, send_result
 
 SEND_OK = b"\r\nSEND OK\r\n"
@@ -69,123 +66,59 @@ def _sendex(at, link, n, dest):
 
 
 # -- AT+CIPSENDL -------------------------------------------------------------------------
-class _LongSend:
-    """Moves UART bytes to the link in <transmit size> blocks as they come,
-    holding the UART back (flow control) while the network is slower."""
+class _LongSend(Pump):
+    """<length> bytes from the UART to the link, reporting every <report size>."""
 
     def __init__(self, at, link, total, dest):
-        self.at = at
-        self.net = at.net
-        self.link = link
+        report, tsize = at.net.sendlcfg
+        Pump.__init__(self, at, link, tsize, dest)
         self.total = total
-        self.dest = dest
-        self.report, self.tsize = at.net.sendlcfg
-        self.next = self.report
-        self.buf = at.dbuf  # tsize + 3 bytes at most: room for "+" released as data
-        self.n = 0
+        self.report = report
+        self.next = report
         self.got = 0
-        self.sent = 0
         self.failed = False
-        self.waiting = False
-        self.timer = None
-        self.guard = PlusGuard(at.loop, self.data, self.cancel)
 
-    def alive(self):
-        return not self.failed and self.net.links[self.link.id] is self.link
+    def room(self):
+        return self.total - self.got
 
     def data(self, buf, pos, end):
-        left = self.total - self.got
-        if not left:
-            return -1  # all in: the rest is the next command, after the result
-        if not self.alive():
-            # The link is gone: take (and drop) the data until <length> or "+++".
-            take = min(end - pos, left)
+        if not self.failed and not self.alive():
+            self.failed = True  # the link went away (CLOSED was reported)
+        if self.failed and self.got < self.total:
+            # Take (and drop) the rest of <length>, or wait for "+++" (the spec).
+            take = min(end - pos, self.total - self.got)
             self.got += take
             if self.got == self.total:
                 self.finish(SEND_FAIL)
             return pos + take
-        room = self.tsize + 3 - self.n if end - pos <= 3 else self.tsize - self.n
-        if room <= 0:
-            return -1
-        take = min(end - pos, room, left)
-        self.buf[self.n:self.n + take] = buf[pos:pos + take]
-        self.n += take
-        self.got += take
-        if self.n >= self.tsize or self.got == self.total:
-            self.flush()
-        elif self.timer is None:
-            self.timer = self.at.loop.later(self.at.cfg.get("transintvl") or 20, self._interval)
-        return pos + take
+        return Pump.data(self, buf, pos, end)
 
-    def _interval(self):
-        self.timer = None
-        self.flush()
+    def on_data(self, n):
+        self.got += n
 
-    def flush(self):
-        if self.timer is not None:
-            self.at.loop.cancel(self.timer)
-            self.timer = None
-        if self.waiting or not self.n:
-            return
-        link = self.link
-        try:
-            if not self.alive():
-                raise OSError(9)
-            if link.udp:
-                link.sock.sendto(memoryview(self.buf)[:self.n], self.dest or link.dest)
-                k = self.n
-            else:
-                try:
-                    k = link.sock.send(memoryview(self.buf)[:self.n])
-                except OSError as e:
-                    if errno_of(e) != EAGAIN:
-                        raise
-                    k = 0
-        except OSError as e:
-            self.at.log.write("at: CIPSENDL on link %d failed: %r\n" % (link.id, e))
-            self.failed = True
-            self.n = 0
-            if self.got == self.total:
-                self.finish(SEND_FAIL)
-            else:
-                self.at.unhold()
-            return
-        link.last = time.ticks_ms()
-        if k:
-            self.buf[0:self.n - k] = self.buf[k:self.n]
-            self.n -= k
-            self.sent += k
-            while self.sent >= self.next:
-                self.at.reply("+CIPSENDL:%d,%d" % (self.next, self.got))
-                self.next += self.report
-        if self.n:
-            self.waiting = True
-            self.at.loop.on_write(link.sock, self._writable)
-        elif self.sent == self.total:
+    def on_sent(self, k):
+        while self.sent >= self.next:
+            self.at.reply("+CIPSENDL:%d,%d" % (self.next, self.got))
+            self.next += self.report
+        if self.sent == self.total:
             if self.sent != self.next - self.report:
                 self.at.reply("+CIPSENDL:%d,%d" % (self.sent, self.got))
             self.finish(SEND_OK)
+
+    def on_fail(self, err):
+        self.failed = True
+        self.n = 0
+        if self.got == self.total:
+            self.finish(SEND_FAIL)
         else:
             self.at.unhold()
 
-    def _writable(self, obj, ev):
-        self.waiting = False
-        self.at.loop.on_write(obj, None)
-        self.flush()
-
-    def cancel(self):
+    def on_plus(self):
         self.n = 0
         self.finish(SEND_CANCELLED)
 
     def finish(self, result):
-        self.guard.cancel()
-        if self.timer is not None:
-            self.at.loop.cancel(self.timer)
-            self.timer = None
-        if self.waiting:
-            self.waiting = False
-            if self.alive():
-                self.at.loop.on_write(self.link.sock, None)
+        self.stop()
         at = self.at
         at.resume(result)
         at.unhold()

@@ -10,6 +10,7 @@ from at import parse
 from at.engine import SEND_OK, SEND_FAIL, DATA_MAX
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM
 from at.links import Net, MAX_LINKS, is_ipv4, errno_of
+from at import passthrough
 
 TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
 
@@ -47,9 +48,16 @@ def q_cipmode(at):
 def s_cipmode(at, a):
     parse.count(a, 1, 1)
     v = parse.num(a, 0, 0, 1)
-    if v and at.net.mux:
+    net = at.net
+    if v and net.mux:
         raise fail(EXEC_FAIL)
-    at.net.mode = v
+    net.mode = v
+    if not v:
+        # Back to normal mode: data held for passthrough flows as +IPD again.
+        for link in net.links:
+            if link is not None and link.stalled and link.rxb is None:
+                link.stalled = False
+                net.loop.on_read(link.sock, link.reader)
 
 
 def q_cipdinfo(at):
@@ -164,7 +172,13 @@ def send_result(at, link, mv, dest=None):
 
 
 def exe_cipsend(at):
-    raise fail(EXEC_FAIL)  # passthrough needs AT+CIPMODE=1 (not in this build yet)
+    """Passthrough mode: needs AT+CIPMODE=1, single connection, link 0 open
+    (a UDP link only with a fixed remote, <mode> 0)."""
+    net = at.net
+    link = net.links[0]
+    if not net.mode or net.mux or link is None or (link.udp and link.udp_mode):
+        raise fail(EXEC_FAIL)
+    return passthrough.run(at, link)
 
 
 # -- closing ---------------------------------------------------------------------------------------

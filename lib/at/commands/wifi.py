@@ -1,6 +1,7 @@
 # The Wi-Fi commands TCP/IP needs first (Wi-Fi_AT_Commands.rst): AT+CWMODE,
 # AT+CWJAP, AT+CWQAP, AT+CWSTATE, AT+CIPSTA?, AT+CWAUTOCONN. The radio itself is
 # the board's (network.WLAN on the ESP32, a simulated AP list on the virtual board).
+import time
 from at import parse
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 
@@ -14,6 +15,7 @@ NO_AP = -3
 FAILED = -4
 
 POLL_MS = 100
+JAP_OPTS = (1, 3, 0, 1)  # defaults of reconn_interval, listen_interval, scan_mode, pmf
 
 
 class Wifi:
@@ -26,6 +28,9 @@ class Wifi:
         self.ssid = ""
         self._last = IDLE
         self._timer = None
+        # AT+CWJAP's <reconn_interval>,<listen_interval>,<scan_mode>,<pmf>, which
+        # AT+CWJAP? reports back.
+        self.opts = list(JAP_OPTS)
 
     def has_ip(self):
         return self._last == GOT_IP
@@ -78,9 +83,16 @@ class Wifi:
             self._watch()
 
 
+def _saved_opts(ap):
+    o = ap[3:7]
+    return o if len(o) == 4 else list(JAP_OPTS)
+
+
 def init(at):
     at.wifi = Wifi(at)
     ap = at.cfg.get("ap")
+    if ap:
+        at.wifi.opts = _saved_opts(ap)
     if ap and at.cfg.get("cwautoconn") and at.cfg.get("cwmode") in (1, 3):
         at.wifi.start(ap[0], ap[1], ap[2])
 
@@ -96,10 +108,14 @@ def s_cwmode(at, a):
     old = at.cfg.get("cwmode")
     at.cfg.set("cwmode", mode)
     if mode in (0, 2):
-        at.wifi.stop()
+        if at.wifi.stop():
+            # The station goes down with the mode: ESP-AT reports it after OK.
+            at.then(lambda: at.reply("WIFI DISCONNECT"))
     elif old in (0, 2) and auto:
+        # <auto_connect> alone decides here (Wi-Fi_AT_Commands.rst); AT+CWAUTOCONN
+        # is about power-on.
         ap = at.cfg.get("ap")
-        if ap and at.cfg.get("cwautoconn"):
+        if ap:
             at.wifi.start(ap[0], ap[1], ap[2])
 
 
@@ -108,54 +124,77 @@ def q_cwjap(at):
         at.reply("No AP")
         return
     ssid, bssid, ch, rssi = at.wifi.radio.ap_info()
-    at.reply('+CWJAP:"%s","%s",%d,%d,0,1,3,0,1' % (ssid, bssid, ch, rssi))
+    # <pci_en> is 0: this firmware has no WPA2-Enterprise.
+    at.reply('+CWJAP:"%s","%s",%d,%d,0,%d,%d,%d,%d' % ((ssid, bssid, ch, rssi) + tuple(at.wifi.opts)))
+
+
+def _is_mac(s):
+    p = s.split(":")
+    if len(s) != 17 or len(p) != 6:
+        return False
+    for x in p:
+        if len(x) != 2:
+            return False
+        try:
+            int(x, 16)
+        except ValueError:
+            return False
+    return True
 
 
 def s_cwjap(at, a):
     parse.count(a, 1, 9)
     ssid = parse.text(a, 0, 32, None)
     pwd = parse.text(a, 1, 64, None)
-    bssid = parse.text(a, 2, 17, None)
+    bssid = parse.text(a, 2, 17, None) or None
+    if bssid is not None and not _is_mac(bssid):
+        raise ATError(code(PARA_INVALID, 2))
     parse.num(a, 3, 0, 16, 0)  # authmode threshold
-    parse.num(a, 4, 0, 7200, 1)  # reconn_interval
-    parse.num(a, 5, 1, 100, 3)  # listen_interval
-    parse.num(a, 6, 0, 1, 0)  # scan_mode
+    opts = [parse.num(a, 4, 0, 7200, 1),  # reconn_interval
+            parse.num(a, 5, 1, 100, 3),  # listen_interval
+            parse.num(a, 6, 0, 1, 0),  # scan_mode
+            0]
     timeout = parse.num(a, 7, 3, 600, 15)
-    parse.num(a, 8, 0, 3, 1)  # pmf
+    opts[3] = parse.num(a, 8, 0, 3, 1)  # pmf
     if ssid is None:
         ap = at.cfg.get("ap")
         if not ap:
             raise ATError(code(PARA_INVALID, 0))
         ssid, pwd = ap[0], ap[1] if pwd is None else pwd
-    return _join(at, ssid, pwd or "", bssid, timeout)
+    return _join(at, ssid, pwd or "", bssid, timeout, opts)
 
 
 def exe_cwjap(at):
     ap = at.cfg.get("ap")
     if not ap:
         raise fail(EXEC_FAIL)
-    return _join(at, ap[0], ap[1], ap[2], 15)
+    return _join(at, ap[0], ap[1], ap[2], 15, _saved_opts(ap))
 
 
-def _join(at, ssid, pwd, bssid, timeout_s):
+def _join(at, ssid, pwd, bssid, timeout_s, opts):
     if at.cfg.get("cwmode") not in (1, 3):
         raise fail(EXEC_FAIL)
     w = at.wifi
+    w.opts = opts
     w.start(ssid, pwd, bssid)
-    left = timeout_s * 1000
+    deadline = time.ticks_add(time.ticks_ms(), timeout_s * 1000)
     while True:
         st = w.tick()
         if st == GOT_IP:
             break
-        if st < 0 or left <= 0:
+        if st < 0 or time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+            was = w._last in (ASSOCIATED, GOT_IP)
             w.radio.disconnect()
             w._last = IDLE
             w.state = 4
+            if was:
+                # Associated but no IP before the timeout: the station is taken
+                # down, and the host, told WIFI CONNECTED, is told so after ERROR.
+                at.then(lambda: at.reply("WIFI DISCONNECT"))
             reason = {WRONG_PASSWORD: 2, NO_AP: 3, FAILED: 4}.get(st, 1)
             raise fail(EXEC_FAIL, reason, lines=["+CWJAP:%d" % reason])
         yield at.sleep(POLL_MS)
-        left -= POLL_MS
-    at.cfg.set("ap", [ssid, pwd, bssid])
+    at.cfg.set("ap", [ssid, pwd, bssid] + list(opts))
 
 
 def exe_cwqap(at):

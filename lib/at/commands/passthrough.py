@@ -1,0 +1,83 @@
+# Passthrough settings (Basic_AT_Commands.rst, TCP-IP_AT_Commands.rst):
+# AT+TRANSINTVL (packing interval), AT+CIPRECONNINTV (reconnect interval) and
+# AT+SAVETRANSLINK (boot straight into passthrough to a saved link). The mode
+# itself is at/passthrough.py; AT+CIPSEND enters it (commands/tcpip.py).
+from at import parse, passthrough
+from at.errors import ATError, fail, EXEC_FAIL
+from at.task import Task
+
+CLIENT_TYPES = ("TCP", "TCPv6", "UDP", "UDPv6", "SSL", "SSLv6")
+
+
+def q_transintvl(at):
+    at.reply("+TRANSINTVL:%d" % at.cfg.get("transintvl"))
+
+
+def s_transintvl(at, a):
+    parse.count(a, 1, 1)
+    at.cfg.set("transintvl", parse.num(a, 0, 0, 1000))
+
+
+def q_cipreconnintv(at):
+    at.reply("+CIPRECONNINTV:%d" % at.cfg.get("cipreconnintv"))
+
+
+def s_cipreconnintv(at, a):
+    parse.count(a, 1, 1)
+    at.cfg.set("cipreconnintv", parse.num(a, 0, 1, 36000))
+
+
+def s_savetranslink(at, a):
+    parse.count(a, 1, 5)
+    mode = parse.num(a, 0, 0, 3)
+    if mode == 0:
+        parse.count(a, 1, 1)
+        at.cfg.set("savetranslink", None, True)
+        return
+    if mode != 1:
+        raise fail(EXEC_FAIL, 0x30)  # 2: Bluetooth LE, 3: server passthrough: not in this firmware
+    host = parse.text(a, 1, 64, minlen=1)
+    port = parse.num(a, 2, 0, 65535)
+    typ = parse.choice(a, 3, CLIENT_TYPES, "TCP")
+    if typ.startswith("SSL"):
+        raise fail(EXEC_FAIL, 0x10)  # SSL links: not yet in this firmware
+    if typ[0] == "U":
+        extra = parse.num(a, 4, 0, 65535, 0)  # <local port>
+    else:
+        extra = parse.num(a, 4, 0, 7200, at.net.keepalive)  # <keep_alive>
+    at.cfg.set("savetranslink", [typ, host, port, extra], True)
+
+
+def init(at):
+    saved = at.cfg.get("savetranslink")
+    if saved:
+        Task(at.loop, _boot(at, saved))
+
+
+def _boot(at, saved):
+    """At power-up: wait for an address, connect (retrying), enter passthrough."""
+    typ, host, port, extra = saved
+    net = at.net
+    while not at.wifi.has_ip():
+        yield 100
+    net.mode = 1
+    net.mux = 0
+    udp = typ[0] == "U"
+    while True:
+        try:
+            yield from net.open(0, typ, host, port, 0 if udp else extra, "", 0,
+                                extra if udp else 0, 0, announce=at.cfg.get("sysmsg") & 4)
+            break
+        except ATError:
+            yield at.cfg.get("cipreconnintv") * 100
+    while at.task is not None:  # a command is running: enter when it is done
+        yield 50
+    at.start(passthrough.run(at, net.links[0], prompt=False))
+
+
+COMMANDS = [
+    # name, test, query, set, execute
+    ("+TRANSINTVL", None, q_transintvl, s_transintvl, None),
+    ("+CIPRECONNINTV", None, q_cipreconnintv, s_cipreconnintv, None),
+    ("+SAVETRANSLINK", None, None, s_savetranslink, None),
+]

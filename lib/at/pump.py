@@ -1,0 +1,118 @@
+# UART -> link: the data phase of AT+CIPSENDL and of passthrough mode. Bytes
+# are sent in blocks of <transmit size> as soon as that much is waiting, or
+# after the packing interval (AT+TRANSINTVL) when less is; while the link is
+# slower than the UART, the sink answers "full" and the engine holds the UART
+# back (flow control) instead of dropping anything.
+import time
+from at.guard import PlusGuard
+from at.links import errno_of, EAGAIN
+
+
+class Pump:
+    def __init__(self, at, link, tsize, dest=None):
+        self.at = at
+        self.net = at.net
+        self.link = link
+        self.tsize = tsize
+        self.dest = dest
+        self.buf = at.dbuf  # tsize + 3 bytes at most: room for "+" released as data
+        self.n = 0
+        self.sent = 0
+        self.waiting = False
+        self.timer = None
+        self.guard = PlusGuard(at.loop, self.data, self.on_plus)
+
+    # -- what users of a Pump override --------------------------------------------------
+    def room(self):
+        """How many more bytes this data phase takes (None: no limit)."""
+        return None
+
+    def on_data(self, n):
+        pass
+
+    def on_sent(self, k):
+        pass
+
+    def on_fail(self, err):
+        pass
+
+    def on_plus(self):
+        pass
+
+    # -- the sink ------------------------------------------------------------------------------
+    def alive(self):
+        return self.link is not None and self.net.links[self.link.id] is self.link
+
+    def data(self, buf, pos, end):
+        limit = self.room()
+        if limit == 0:
+            return -1
+        space = (self.tsize + 3 if end - pos <= 3 else self.tsize) - self.n
+        if space <= 0:
+            return -1
+        take = min(end - pos, space)
+        if limit is not None and take > limit:
+            take = limit
+        self.buf[self.n:self.n + take] = buf[pos:pos + take]
+        self.n += take
+        self.on_data(take)
+        if self.n >= self.tsize or self.room() == 0:
+            self.flush()
+        elif self.timer is None:
+            self.timer = self.at.loop.later(self.at.cfg.get("transintvl"), self._interval)
+        return pos + take
+
+    def _interval(self):
+        self.timer = None
+        self.flush()
+
+    def flush(self):
+        if self.timer is not None:
+            self.at.loop.cancel(self.timer)
+            self.timer = None
+        if self.waiting or not self.n or not self.alive():
+            return
+        link = self.link
+        mv = memoryview(self.buf)[:self.n]
+        try:
+            if link.udp:
+                link.sock.sendto(mv, self.dest or link.dest)
+                k = self.n
+            else:
+                try:
+                    k = link.sock.send(mv)
+                except OSError as e:
+                    if errno_of(e) != EAGAIN:
+                        raise
+                    k = 0
+        except OSError as e:
+            self.at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
+            self.on_fail(e)
+            return
+        link.last = time.ticks_ms()
+        if k:
+            self.buf[0:self.n - k] = self.buf[k:self.n]
+            self.n -= k
+            self.sent += k
+            self.on_sent(k)
+        if self.n:
+            self.waiting = True
+            self.at.loop.on_write(link.sock, self._writable)
+        else:
+            self.at.unhold()
+
+    def _writable(self, obj, ev):
+        self.waiting = False
+        self.at.loop.on_write(obj, None)
+        self.flush()
+
+    def stop(self):
+        """Leave the data phase: no timers, no pending write callback."""
+        self.guard.cancel()
+        if self.timer is not None:
+            self.at.loop.cancel(self.timer)
+            self.timer = None
+        if self.waiting:
+            self.waiting = False
+            if self.alive():
+                self.at.loop.on_write(self.link.sock, None)
