@@ -1,0 +1,264 @@
+# The real board: an ESP32 running stock MicroPython. AT commands travel on
+# UART1 (ESP-AT's wiring for ESP32-WROOM-32, spec/en/Hardware_connection.rst);
+# UART0 keeps the REPL, mpremote and the log (sys.stdout). The radio is
+# network.WLAN(STA_IF). Everything MicroPython-specific is here and was checked
+# against MicroPython's source: ports/esp32/machine_uart.c, network_wlan.c,
+# modsocket.c (see firmware/README.md).
+import sys
+import time
+import socket
+import machine
+import network
+
+# -- the one place for board wiring ---------------------------------------------------------
+# A board_config.py on the board's filesystem may override any key, e.g.
+#     HW = {"tx": 4, "rx": 5, "rts": None, "cts": None}
+# A pin of None is left unconfigured (no flow-control wiring).
+HW = {
+    "uart": 1,  # machine.UART id of the AT port
+    "tx": 17,
+    "rx": 16,
+    "rts": 14,  # our RTS output: the host may send while it is low
+    "cts": 15,  # our CTS input: we send while the host holds it low
+    "rxbuf": 4096,  # ring buffers of the ESP-IDF driver (16-bit sizes, rxbuf >= 256)
+    "txbuf": 4096,
+    "chip": "ESP32",  # the tag AT+GMR reports; host drivers look for it
+    "module": "ESP32-WROOM-32 (MicroPython)",
+    # WLAN.status() keeps the last disconnect reason until the next IP, and reports
+    # it between automatic retries too: an error counts only after it has lasted
+    # this long since the last progress (network_wlan.c, wifi_sta_disconn_reason).
+    "fail_hold_ms": 5000,
+}
+
+FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
+
+# Radio states, as lib/at/commands/wifi.py reads radio.status().
+IDLE, CONNECTING, ASSOCIATED, GOT_IP = 0, 1, 2, 3
+WRONG_PASSWORD, NO_AP, FAILED = -2, -3, -4
+
+
+def hw_config(over=None):
+    """HW with the overrides: `over`, or board_config.HW when there is one."""
+    hw = dict(HW)
+    if over is None:
+        try:
+            from board_config import HW as over
+        except ImportError:
+            over = {}
+        except Exception as e:  # a broken board_config.py must not stop the board
+            sys.stdout.write("at: board_config.py ignored: %r\n" % (e,))
+            over = {}
+    hw.update(over)
+    return hw
+
+
+def _line(baud, bits, stop, parity, flow):
+    """UART.init() keywords for an AT line setting. machine.UART takes stop=1 or 2
+    only: AT's 1.5 stop bits (2) are sent as 2, which a 1.5-bit receiver accepts."""
+    f = (machine.UART.RTS if flow & 1 else 0) | (machine.UART.CTS if flow & 2 else 0)
+    return {
+        "baudrate": baud,
+        "bits": bits,
+        "parity": (None, 1, 0)[parity],  # AT 0 none, 1 odd, 2 even; UART: None, odd if &1
+        "stop": 1 if stop == 1 else 2,
+        "flow": f,
+    }
+
+
+class Uart:
+    def __init__(self, hw, line, log):
+        self.log = log
+        kw = {"rxbuf": hw["rxbuf"], "txbuf": hw["txbuf"], "timeout": 0, "timeout_char": 0}
+        for pin in ("tx", "rx", "rts", "cts"):
+            if hw[pin] is not None:
+                kw[pin] = hw[pin]
+        try:
+            kw.update(_line(*line))
+            self.obj = machine.UART(hw["uart"], **kw)
+            self.config = list(line)
+        except (ValueError, TypeError, IndexError, OSError) as e:
+            log.write("at: UART setting %r refused (%r); using %r\n" % (line, e, FACTORY_UART))
+            kw.update(_line(*FACTORY_UART))
+            self.obj = machine.UART(hw["uart"], **kw)
+            self.config = list(FACTORY_UART)
+
+    def readinto(self, buf):
+        # timeout=0: returns what the driver holds, or None at once (EAGAIN).
+        return self.obj.readinto(buf)
+
+    def write(self, data):
+        # The driver copies into its TX ring buffer, waiting only while that is full.
+        return self.obj.write(data)
+
+    def drain(self):
+        """Wait until every written byte has left the wire (flush times out, e.g. when
+        the host holds CTS, with OSError ETIMEDOUT)."""
+        try:
+            self.obj.flush()
+        except OSError:
+            pass
+
+    def configure(self, baud, bits, stop, parity, flow):
+        # The final result was written at the old rate: let it go out first. UART.init()
+        # waits at most 1 s for that, too short for a full txbuf at a low rate.
+        self.drain()
+        try:
+            self.obj.init(**_line(baud, bits, stop, parity, flow))
+        except (ValueError, OSError) as e:
+            self.log.write("at: UART setting refused: %r\n" % (e,))
+            return
+        if stop == 2:
+            self.log.write("at: 1.5 stop bits are sent as 2\n")
+        self.config = [baud, bits, stop, parity, flow]
+
+
+# WLAN.status() failure codes (ESP-IDF disconnect reasons) -> radio states. Only
+# the names this build defines are used (ports/esp32/modnetwork_globals.h).
+_FAILS = {}
+for _name, _code in (
+    ("STAT_WRONG_PASSWORD", WRONG_PASSWORD),  # AUTH_FAIL and CONNECTION_FAIL
+    ("STAT_HANDSHAKE_TIMEOUT", WRONG_PASSWORD),  # a WPA handshake that never finishes
+    ("STAT_NO_AP_FOUND", NO_AP),
+    ("STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD", NO_AP),
+    ("STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD", NO_AP),
+    ("STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY", NO_AP),
+    ("STAT_CONNECT_FAIL", FAILED),
+    ("STAT_ASSOC_FAIL", FAILED),
+    ("STAT_BEACON_TIMEOUT", FAILED),
+):
+    if hasattr(network, _name):
+        _FAILS[getattr(network, _name)] = _code
+_BUSY = (network.STAT_IDLE, network.STAT_CONNECTING)
+
+
+def _mac_str(b):
+    return ":".join("%02x" % x for x in b)
+
+
+def _mac_bytes(s):
+    b = bytes(int(x, 16) for x in s.split(":"))
+    if len(b) != 6:
+        raise ValueError("bssid")
+    return b
+
+
+class Radio:
+    def __init__(self, hold_ms, log):
+        self.sta = network.WLAN(network.STA_IF)
+        self.sta.active(True)  # connect() needs a started STA
+        self.hold = hold_ms
+        self.log = log
+        self._want = False  # a connect() not yet undone by disconnect()
+        self._err = 0  # connect() itself failed
+        self._bad = None  # ticks_ms when the current run of error statuses began
+        self._bssid = None
+
+    def connect(self, ssid, pwd, bssid=None):
+        if self._want:
+            self.disconnect()  # esp_wifi_connect() refuses while already connecting
+        self._want = True
+        self._err = 0
+        self._bad = None
+        self._bssid = bssid.lower() if bssid else None
+        try:
+            self.sta.connect(ssid, pwd, bssid=_mac_bytes(bssid) if bssid else None)
+        except (OSError, ValueError) as e:
+            self.log.write("at: WLAN.connect failed: %r\n" % (e,))
+            self._err = FAILED
+
+    def disconnect(self):
+        self._want = False
+        self._bssid = None
+        try:
+            self.sta.disconnect()
+        except OSError:
+            pass
+
+    def _associated(self):
+        try:
+            self.sta.status("rssi")  # OSError "Wifi Not Connected" unless associated
+            return True
+        except OSError:
+            return False
+
+    def status(self):
+        if not self._want:
+            return IDLE
+        if self._err:
+            return self._err
+        s = self.sta.status()
+        if s == network.STAT_GOT_IP:
+            self._bad = None
+            return GOT_IP
+        if self._associated():
+            self._bad = None
+            return ASSOCIATED
+        if s in _BUSY:  # IDLE too: the reason ASSOC_LEAVE of our own disconnect()
+            self._bad = None
+            return CONNECTING
+        now = time.ticks_ms()
+        if self._bad is None:
+            self._bad = now
+        if time.ticks_diff(now, self._bad) < self.hold:
+            return CONNECTING
+        return _FAILS.get(s, FAILED)
+
+    def ap_info(self):
+        sta = self.sta
+        ssid = sta.config("ssid")
+        ch = sta.config("channel")
+        rssi = sta.status("rssi")
+        if self._bssid is None:
+            # MicroPython gives no BSSID for the joined AP: find it in a scan (blocks
+            # ~2 s, once per association). Unknown stays "" rather than made up.
+            best = None
+            for r in sta.scan():
+                if r[0] == ssid.encode() and r[2] == ch:
+                    if best is None or abs(r[3] - rssi) < abs(best[3] - rssi):
+                        best = r
+            if best is None:
+                return ssid, "", ch, rssi
+            self._bssid = _mac_str(best[1])
+        return ssid, self._bssid, ch, rssi
+
+    def ifconfig(self):
+        return self.sta.ifconfig()
+
+    def ap_ifconfig(self):
+        return network.WLAN(network.AP_IF).ifconfig()
+
+    def mac(self, iface=0):
+        return _mac_str(network.WLAN(network.AP_IF if iface else network.STA_IF).config("mac"))
+
+
+class Board:
+    def __init__(self, cfg=None, hw=None):
+        """cfg: the AT settings (anything with .get); its "uart_def" (AT+UART_DEF)
+        sets the UART at boot. Default: the settings file. hw: overrides of HW."""
+        self.log = sys.stdout  # UART0: REPL and log, away from the AT stream
+        if cfg is None:
+            from at.store import Store
+
+            cfg = Store(self.log)
+        hw = hw_config(hw)
+        self.chip = hw["chip"]
+        self.module = hw["module"]
+        self.uart = Uart(hw, cfg.get("uart_def") or FACTORY_UART, self.log)
+        self.radio = Radio(hw["fail_hold_ms"], self.log)
+        self.min_free = 1 << 30
+
+    def reset(self):
+        self.uart.drain()  # the OK before a reset must reach the host
+        machine.reset()
+
+    def tcpopt(self, sock, linger, nodelay, keepalive):
+        """AT+CIPTCPOPT on a TCP socket; False when an option cannot be applied.
+        The ESP32 port's setsockopt() implements TCP_NODELAY but neither SO_LINGER
+        nor SO_KEEPALIVE/TCP_KEEP*: for those it only prints a warning on UART0
+        (modsocket.c), so they are never passed on, and never pretended."""
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if nodelay else 0)
+        return linger < 0 and not keepalive
+
+    def keepalive(self, sock, idle, intvl=1, cnt=3):
+        """TCP keep-alive: not available on a stock image (see tcpopt)."""
+        return False
