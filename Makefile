@@ -30,6 +30,7 @@ bench: setup
 	$(PY) tools/bench.py $(if $(PORT),--port $(PORT))
 
 deploy: setup
+	$(if $(PORT),,$(error make deploy needs PORT=/dev/ttyUSB0 (the board's USB port)))
 	$(PY) tools/deploy.py --port $(PORT)
 
 clean:
