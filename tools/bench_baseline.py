@@ -7,8 +7,14 @@
 #   micropython -X heapsize=110k tools/bench_baseline.py copy HOST PORT
 #       connects to HOST:PORT and copies pty -> socket and socket -> pty
 #       (select.poll, readinto a 16 KiB buffer, write it out)
+#   micropython -X heapsize=110k tools/bench_baseline.py cipsend HOST PORT
+#       the least AT+CIPSEND can cost: connects to HOST:PORT, answers
+#       "AT+CIPSEND=<n>" with OK and ">", streams the next n bytes into the
+#       socket, then writes "Recv <n> bytes" and "SEND OK" in one piece; any other
+#       line gets OK
 #
-# It exits when the host closes the socket (copy) or after 120 s with no input.
+# It exits when the host closes the socket (copy), when a write fails, or after
+# 120 s with no input; tools/bench.py terminates it when done.
 import select
 import socket
 import sys
@@ -18,6 +24,7 @@ POLLIN = select.POLLIN
 POLLOUT = select.POLLOUT
 IDLE_MS = 120000
 BUF = 16384
+EAGAIN = 11
 
 uin = sys.stdin.buffer
 uout = sys.stdout.buffer
@@ -28,7 +35,9 @@ def write_all(stream, mv, poll_out):
     while mv:
         try:
             n = stream.write(mv)
-        except OSError:  # EAGAIN on some builds
+        except OSError as e:  # EAGAIN on some builds; anything else ends the program
+            if e.args[0] != EAGAIN:
+                raise
             n = None
         if n:
             mv = mv[n:]
@@ -71,9 +80,7 @@ def at_loop():
 
 
 def copy_loop(host, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.connect(socket.getaddrinfo(host, port)[0][-1])
-    s.setblocking(False)
+    s = _connect(host, port)
     buf = bytearray(BUF)
     mv = memoryview(buf)
     p = select.poll()
@@ -111,10 +118,69 @@ def copy_loop(host, port):
                     write_all(s, mv[:n], sout)
 
 
+def _connect(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(socket.getaddrinfo(host, port)[0][-1])
+    s.setblocking(False)
+    return s
+
+
+def cipsend_loop(host, port):
+    s = _connect(host, port)
+    buf = bytearray(BUF)
+    mv = memoryview(buf)
+    line = bytearray()
+    p = select.poll()
+    p.register(uin, POLLIN)
+    sout = select.poll()
+    sout.register(s, POLLOUT)
+    uoutp = select.poll()
+    uoutp.register(uout, POLLOUT)
+    need = 0
+    total = 0
+    last = time.ticks_ms()
+    while True:
+        if not p.poll(1000):
+            if time.ticks_diff(time.ticks_ms(), last) > IDLE_MS:
+                return
+            continue
+        try:
+            n = uin.readinto(buf)
+        except OSError:
+            n = None
+        if not n:
+            continue
+        last = time.ticks_ms()
+        pos = 0
+        while pos < n:
+            if need:
+                take = min(need, n - pos)
+                write_all(s, mv[pos:pos + take], sout)
+                need -= take
+                pos += take
+                if not need:
+                    write_all(uout, b"\r\nRecv %d bytes\r\n\r\nSEND OK\r\n" % total, uoutp)
+                continue
+            i = buf.find(b"\n", pos, n)
+            stop = n if i < 0 else i + 1
+            line.extend(mv[pos:stop])
+            pos = stop
+            if i < 0:
+                continue
+            if line.startswith(b"AT+CIPSEND="):
+                need = total = int(line[11:])
+                write_all(uout, b"\r\nOK\r\n\r\n>", uoutp)
+            else:
+                write_all(uout, b"\r\nOK\r\n", uoutp)
+            line = bytearray()
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "at"
     if mode == "copy":
         copy_loop(sys.argv[2], int(sys.argv[3]))
+    elif mode == "cipsend":
+        cipsend_loop(sys.argv[2], int(sys.argv[3]))
     else:
         at_loop()
 
