@@ -77,9 +77,8 @@ class Engine:
         self.out.write(data.encode() if isinstance(data, str) else data)
 
     def reply(self, *lines):
-        for s in lines:
-            self.write(s)
-            self.write(b"\r\n")
+        """Write each line with its CR LF, in one UART write."""
+        self.write("\r\n".join(lines) + "\r\n" if len(lines) > 1 else lines[0] + "\r\n")
 
     def then(self, cb):
         """Run cb after the command's final result has been written (e.g. a reset)."""

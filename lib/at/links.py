@@ -545,24 +545,35 @@ class Net:
                 self.loop.on_read(link.sock, link.reader)
 
     # -- sending ------------------------------------------------------------------------------------
-    def send(self, link, mv, dest=None):
+    def send(self, link, mv, dest=None, note=None):
         """Generator: hand mv to the stack; raises OSError when the link fails
-        (errno 110 when AT+CIPTCPOPT's so_sndtimeo runs out)."""
+        (errno 110 when AT+CIPTCPOPT's so_sndtimeo runs out). `note` (e.g.
+        "Recv n bytes") is written before the first wait or the failure;
+        returns it if neither came, so the caller can write it with the result."""
         s = link.sock
         link.last = time.ticks_ms()
-        if link.udp:
-            s.sendto(mv, dest or link.dest)
-            return
-        while mv:
-            try:
-                n = s.send(mv)
-            except OSError as e:
-                if errno_of(e) != EAGAIN:
-                    raise
-                n = 0
-            if n:
-                mv = mv[n:]
-            else:
-                ev = yield self.at.writable(s, link.sndtimeo)
-                if ev == 0:
-                    raise OSError(110)
+        try:
+            if link.udp:
+                s.sendto(mv, dest or link.dest)
+                return note
+            while mv:
+                try:
+                    n = s.send(mv)
+                except OSError as e:
+                    if errno_of(e) != EAGAIN:
+                        raise
+                    n = 0
+                if n:
+                    mv = mv[n:]
+                else:
+                    if note:
+                        self.out.write(note)
+                        note = None
+                    ev = yield self.at.writable(s, link.sndtimeo)
+                    if ev == 0:
+                        raise OSError(110)
+        except OSError:
+            if note:
+                self.out.write(note)
+            raise
+        return note

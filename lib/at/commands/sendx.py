@@ -61,7 +61,6 @@ def s_cipsendex(at, a):
 def _sendex(at, link, n, dest):
     at.write(b"\r\nOK\r\n\r\n>")
     mv = yield at.stream(_Unescape(at, n).sink)
-    at.reply("", "Recv %d bytes" % len(mv))
     return (yield from send_result(at, link, mv, dest))
 
 

@@ -154,21 +154,23 @@ def s_cipsend(at, a):
 def _send(at, link, n, dest):
     at.write(b"\r\nOK\r\n\r\n>")
     mv = yield at.data(n)
-    at.reply("")
-    at.reply("Recv %d bytes" % n)
     return (yield from send_result(at, link, mv, dest))
 
 
 def send_result(at, link, mv, dest=None):
-    """Generator: send mv; SEND OK, or SEND FAIL (then CLOSED unless it was a timeout)."""
+    """Generator: "Recv <n> bytes", then send mv: SEND OK, or SEND FAIL (then
+    CLOSED unless it was a timeout). When the stack takes the data at once,
+    both lines leave in one UART write."""
+    note = ("\r\nRecv %d bytes\r\n" % len(mv)).encode()
     try:
-        yield from at.net.send(link, mv, dest)
+        note = yield from at.net.send(link, mv, dest, note)
     except OSError as e:
         at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
         if errno_of(e) != 110:
             at.then(lambda: at.net.close(link))  # SEND FAIL first, then CLOSED
+        note = None  # written before the wait
         return SEND_FAIL
-    return SEND_OK
+    return note + SEND_OK if note else SEND_OK
 
 
 def exe_cipsend(at):
