@@ -1,7 +1,7 @@
 # Parse one AT command line (bytes, terminator removed) into name, type and
 # parameters, following the syntax in AT_Command_Set_index.rst. Pure: no I/O,
 # imports nothing platform-specific, so it can be fuzzed under CPython.
-from at.errors import ATError, code, NO_AT, PARA_TYPE, PARA_PARSE, PARA_NUM, PARA_INVALID, PARA_LENGTH
+from at.errors import ATError, code, NO_AT, PARA_TYPE, PARA_PARSE, PARA_NUM, PARA_INVALID, PARA_LENGTH, UNSUPPORTED
 
 TEST = 1
 QUERY = 2
@@ -34,7 +34,8 @@ def _name(b):
     try:
         return b.decode()
     except Exception:  # UnicodeError; MicroPython and CPython differ in class
-        raise ATError(code(NO_AT))
+        # The line starts with "AT": no command has such a name.
+        raise ATError(code(UNSUPPORTED))
 
 
 def args(s):
@@ -83,15 +84,24 @@ def args(s):
         i += 1  # the comma
 
 
+_HEX = b"0123456789abcdefABCDEF"
+
+
 def _int(tok, idx):
     neg = tok[0] == 45  # '-'
     digits = tok[1:] if neg else tok
+    base = 10
+    if digits[:2] in (b"0x", b"0X"):
+        # Hexadecimal, as Basic_AT_Commands.rst shows for AT+SYSRAM=0x1800.
+        digits = digits[2:]
+        base = 16
     if not digits or len(digits) > 10:
         raise ATError(code(PARA_TYPE, idx))
-    for c in digits:
-        if c < 48 or c > 57:
+    ok = _HEX if base == 16 else _HEX[:10]
+    for c in digits:  # at most 10 bytes
+        if c not in ok:
             raise ATError(code(PARA_TYPE, idx))
-    v = int(digits)
+    v = int(digits, base)
     return -v if neg else v
 
 
@@ -124,7 +134,13 @@ def text(a, i, maxlen, default=REQUIRED, minlen=0):
         return default
     if not isinstance(v, str):
         raise ATError(code(PARA_TYPE, i))
-    if not minlen <= len(v) <= maxlen:
+    # Limits are in bytes, as ESP-AT counts them ("MAX: 64-byte ASCII"), not characters.
+    n = len(v)
+    if n > maxlen:
+        raise ATError(code(PARA_LENGTH, i))
+    if n * 4 > maxlen or n < minlen:  # else the UTF-8 length is surely within bounds
+        n = len(v.encode())
+    if not minlen <= n <= maxlen:
         raise ATError(code(PARA_LENGTH, i))
     return v
 
