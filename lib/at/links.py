@@ -5,11 +5,13 @@ import socket
 import os
 import time
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
+from at import nested
 
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
 CONNECT_MS = 20000  # when CIPSTART gives no timeout
+HANDSHAKE_MS = 15000  # an SSL handshake that takes longer fails
 EINPROGRESS = 115
 EAGAIN = 11
 
@@ -73,13 +75,14 @@ class RxBuf:
 
 
 class Link:
-    __slots__ = ("id", "type", "sock", "host", "port", "lport", "server", "udp_mode", "dest", "reader",
+    __slots__ = ("id", "type", "sock", "ss", "host", "port", "lport", "server", "udp_mode", "dest", "reader",
                  "udp_fixed", "rxb", "notified", "eof", "stalled", "last", "sndtimeo")
 
-    def __init__(self, lid, typ, sock, host, port, lport, server=0):
+    def __init__(self, lid, typ, sock, host, port, lport, server=0, ss=None):
         self.id = lid
         self.type = typ
-        self.sock = sock
+        self.sock = sock  # the socket the loop polls
+        self.ss = ss or sock  # what is read and written: sock, or its TLS wrapper
         self.host = host
         self.port = port
         self.lport = lport
@@ -99,6 +102,10 @@ class Link:
     def udp(self):
         return self.type[0] == "U"
 
+    @property
+    def tls(self):
+        return self.type[0] == "S"
+
 
 class Net:
     def __init__(self, at):
@@ -117,6 +124,7 @@ class Net:
         # AT+CIPTCPOPT per link id: so_linger, tcp_nodelay, so_sndtimeo, keep_alive
         self.tcpopt = cfg.get("tcpopt") or [[-1, 0, 0, 0] for _ in range(MAX_LINKS)]
         self.server = None  # [sock, port, type, ca, netif] while AT+CIPSERVER runs
+        self.server_ctx = None  # its SSLContext for an SSL server
         self.pt = None  # the Passthrough running on link 0, if any
         self.maxconn = MAX_LINKS
         self.sto = 180  # AT+CIPSTO, seconds
@@ -224,13 +232,50 @@ class Net:
             self.links[lid] = None
             s.close()
             raise
-        link = Link(lid, typ, s, host, port, lport)
+        ss = None
+        if typ[0] == "S":
+            ss = self.handshake(s, lid, host, timeout_ms or HANDSHAKE_MS)
+        link = Link(lid, typ, s, host, port, lport, 0, ss)
         if udp:
             link.dest = addr
             link.udp_mode = udp_mode
         self.attach(link)
         if announce:
             self.announce(link)
+
+    def handshake(self, s, lid, host, timeout_ms, server_ctx=None):
+        """TLS over the connected socket s; returns the wrapper or raises ATError
+        (and then s is closed). The loop keeps running meanwhile (at/nested.py)."""
+        from at import sslconf
+        try:
+            if server_ctx is not None:
+                ctx, name = server_ctx, None
+            else:
+                ctx, name = sslconf.client_context(self.at, lid, host)
+        except BaseException:
+            self.links[lid] = None
+            s.close()
+            raise
+        aborted = []
+
+        def abort():
+            aborted.append(1)
+            s.close()
+
+        self.links[lid] = self.links[lid] or Link(lid, "SSL", s, host, 0, 0)  # hold the slot
+        try:
+            if server_ctx is not None:
+                wrap = lambda: ctx.wrap_socket(s, server_side=True)
+            else:
+                wrap = lambda: ctx.wrap_socket(s, server_hostname=name)
+            return nested.run(self.loop, wrap, timeout_ms, abort, self.at.log)
+        except Exception as e:
+            self.links[lid] = None
+            s.close()
+            self.at.log.write("at: SSL handshake on link %d failed: %r\n" % (lid, e))
+            ext = sslconf.E_TIMEOUT if aborted else sslconf.why(e)
+            err = e.args[0] if isinstance(e, OSError) and e.args and isinstance(e.args[0], int) else 0
+            raise fail(EXEC_FAIL, ext, errno=err)
 
     def _join_group(self, s, group, local_ip):
         """IPv4 multicast: join the group on the interface of local_ip (or any)."""
@@ -266,6 +311,10 @@ class Net:
 
     # -- the server ----------------------------------------------------------------------------
     def listen(self, port, typ, ca, netif):
+        ctx = None
+        if typ[0] == "S":
+            from at import sslconf
+            ctx = sslconf.server_context(ca)  # no certificate: ERROR with the reason
         fam = socket.AF_INET6 if typ.endswith("v6") else socket.AF_INET
         s = socket.socket(fam, SOCK_STREAM)
         try:
@@ -277,6 +326,7 @@ class Net:
             s.close()
             raise fail(EXEC_FAIL, 4, errno=errno_of(e))
         self.server = [s, port, typ, ca, netif]
+        self.server_ctx = ctx
         self.loop.on_read(s, self._accept)
         self._arm_sto()
 
@@ -305,7 +355,13 @@ class Net:
         if ip.startswith("::ffff:"):
             ip = ip[7:]
         srv = self.server
-        link = Link(lid, srv[2], c, ip, port, srv[1], 1)
+        ss = None
+        if self.server_ctx is not None:
+            try:
+                ss = self.handshake(c, lid, ip, HANDSHAKE_MS, self.server_ctx)
+            except ATError:
+                return  # a client that fails the handshake never becomes a link
+        link = Link(lid, srv[2], c, ip, port, srv[1], 1, ss)
         self.attach(link)
         self.announce(link)
 
@@ -337,10 +393,11 @@ class Net:
         self.loop.forget(link.sock)
         if link in self._paused:
             self._paused.remove(link)
-        try:
-            link.sock.close()
-        except OSError:
-            pass
+        for x in (link.ss, link.sock):
+            try:
+                x.close()
+            except OSError:
+                pass
         link.rxb = None
         if self.at._waitobj is link.sock:
             # A command waits on this socket (a send): wake it so it fails now.
@@ -356,7 +413,7 @@ class Net:
         link = pt.link
         if link.stalled:
             link.stalled = False
-            self.loop.on_read(link.sock, link.reader)
+            self.resume_read(link)
 
     def stop_raw(self):
         self.pt = None
@@ -415,32 +472,37 @@ class Net:
                 self.notify(link)
             # else: the window is full; UDP drops, as the spec says
             return
-        if b is None:
-            mv = self.rxv
-        else:
-            if not b.free():
-                # Window full: stop reading; the peer's sends stall, nothing is lost.
-                link.stalled = True
-                self.loop.on_read(s, None)
+        while True:
+            if b is None:
+                mv = self.rxv
+            else:
+                if not b.free():
+                    # Window full: stop reading; the peer's sends stall, nothing is lost.
+                    link.stalled = True
+                    self.loop.on_read(s, None)
+                    return
+                mv = b.tail()
+            try:
+                n = link.ss.readinto(mv)
+            except OSError as e:
+                n = 0 if errno_of(e) != EAGAIN else None
+            if n is None:
                 return
-            mv = b.tail()
-        try:
-            n = s.readinto(mv)
-        except OSError as e:
-            n = 0 if errno_of(e) != EAGAIN else None
-        if n is None:
-            return
-        if n == 0:
-            self._peer_closed(link)
-            return
-        link.last = time.ticks_ms()
-        if raw:
-            self.out.write(mv[:n])
-        elif b is None:
-            self.deliver(link, mv[:n], n, link.host, link.port)
-        else:
-            b.e += n
-            self.notify(link)
+            if n == 0:
+                self._peer_closed(link)
+                return
+            link.last = time.ticks_ms()
+            if raw:
+                self.out.write(mv[:n])
+            elif b is None:
+                self.deliver(link, mv[:n], n, link.host, link.port)
+            else:
+                b.e += n
+                self.notify(link)
+            # A plain socket: poll says when there is more. TLS: mbedTLS may hold
+            # decrypted data no poll can see, so read until it says "would block".
+            if not link.tls or self.out.blocked or self.links[link.id] is not link:
+                return
 
     def deliver(self, link, data, n, ip, port):
         """Active receive: "+IPD" in the format AT+CIPMUX and AT+CIPDINFO select."""
@@ -504,7 +566,7 @@ class Net:
         link.last = time.ticks_ms()
         if link.stalled:
             link.stalled = False
-            self.loop.on_read(link.sock, link.reader)
+            self.resume_read(link)
         return True
 
     def after_read(self, link):
@@ -533,7 +595,7 @@ class Net:
                 self.deliver(link, memoryview(b.buf)[b.s:b.e], b.used(), link.host, link.port)
             if link.stalled:
                 link.stalled = False
-                self.loop.on_read(link.sock, link.reader)
+                self.resume_read(link)
             if link.eof:
                 self.close(link)
 
@@ -542,7 +604,13 @@ class Net:
         self._paused = []
         for link in p:
             if self.links[link.id] is link and not link.stalled and not link.eof:
-                self.loop.on_read(link.sock, link.reader)
+                self.resume_read(link)
+
+    def resume_read(self, link):
+        """Read the link again (after a pause: a full window, a busy UART, passthrough)."""
+        self.loop.on_read(link.sock, link.reader)
+        if link.tls:  # data mbedTLS already holds raises no poll event: look now
+            self.loop.later(0, lambda: self._readable(link, 1) if self.links[link.id] is link else None)
 
     # -- sending ------------------------------------------------------------------------------------
     def send(self, link, mv, dest=None, note=None):
@@ -558,7 +626,7 @@ class Net:
                 return note
             while mv:
                 try:
-                    n = s.send(mv)
+                    n = link.ss.send(mv)  # a TLS wrapper answers None for "would block"
                 except OSError as e:
                     if errno_of(e) != EAGAIN:
                         raise

@@ -80,7 +80,7 @@ class Pump:
                 k = self.n
             else:
                 try:
-                    k = link.sock.send(mv)
+                    k = link.ss.send(mv) or 0  # a TLS wrapper answers None for "would block"
                 except OSError as e:
                     if errno_of(e) != EAGAIN:
                         raise

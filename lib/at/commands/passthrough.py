@@ -39,8 +39,6 @@ def s_savetranslink(at, a):
     host = parse.text(a, 1, 64, minlen=1)
     port = parse.num(a, 2, 0, 65535)
     typ = parse.choice(a, 3, CLIENT_TYPES, "TCP")
-    if typ.startswith("SSL"):
-        raise fail(EXEC_FAIL, 0x10)  # SSL links: not yet in this firmware
     if typ[0] == "U":
         extra = parse.num(a, 4, 0, 65535, 0)  # <local port>
     else:

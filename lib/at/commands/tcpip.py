@@ -57,7 +57,7 @@ def s_cipmode(at, a):
         for link in net.links:
             if link is not None and link.stalled and link.rxb is None:
                 link.stalled = False
-                net.loop.on_read(link.sock, link.reader)
+                net.resume_read(link)
 
 
 def q_cipdinfo(at):
@@ -83,8 +83,6 @@ def _start(at, a, lid, i):
     """Parse CIPSTART's parameters from index i on; return the connect generator."""
     net = at.net
     typ = parse.choice(a, i, TYPES + ("SSL", "SSLv6"))
-    if typ.startswith("SSL"):
-        raise fail(EXEC_FAIL, 0x10)  # SSL links: not yet in this firmware
     if typ.endswith("v6") and not at.cfg.get("cipv6"):
         raise fail(EXEC_FAIL)
     host = parse.text(a, i + 1, 64, minlen=1)
@@ -308,8 +306,6 @@ def s_cipserver(at, a):
     netif = parse.num(a, 4, 0, 2, 0)
     if not net.mux or net.server is not None:
         raise fail(EXEC_FAIL)
-    if typ.startswith("SSL"):
-        raise fail(EXEC_FAIL, 0x10)  # SSL servers: not yet in this firmware
     if typ.endswith("v6") and not at.cfg.get("cipv6"):
         raise fail(EXEC_FAIL)
     net.listen(port, typ, ca, netif)

@@ -1,0 +1,143 @@
+# TLS contexts for SSL links, built from the AT+CIPSSLC* settings and the
+# certificates in the mfg store (at/mfg.py), and the ERR CODEs that say why a
+# handshake failed. Nothing here pretends: a check the settings ask for is made
+# by mbedTLS, or the connection is refused.
+import tls
+from at import mfg
+from at.errors import fail, EXEC_FAIL
+
+MAX_LINKS = 5
+
+# ERR CODE extensions (0x010a00xx) for SSL failures
+E_HANDSHAKE = 0x50  # the peer or the protocol failed the handshake
+E_UNTRUSTED = 0x51  # the server's chain does not lead to the loaded CA
+E_NAME = 0x52  # the certificate is not for this name
+E_EXPIRED = 0x53  # the certificate is out of its validity period
+E_NO_CERT = 0x54  # a certificate, key or CA the mode needs is not provisioned
+E_BAD_CERT = 0x55  # a provisioned certificate or key does not parse
+E_TIMEOUT = 0x56  # the handshake took too long
+E_UNSUPPORTED = 0x57  # the runtime cannot do it (ALPN)
+E_CIPHER = 0x58  # no cipher suite in common with the settings
+
+# IANA numbers of the suites mbedTLS may offer (AT+CIPSSLCCIPHER speaks numbers;
+# MicroPython's SSLContext speaks names). Only those the runtime lists are used.
+SUITES = {
+    0xC02C: "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384", 0xC030: "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384",
+    0xC024: "TLS-ECDHE-ECDSA-WITH-AES-256-CBC-SHA384", 0xC028: "TLS-ECDHE-RSA-WITH-AES-256-CBC-SHA384",
+    0xC00A: "TLS-ECDHE-ECDSA-WITH-AES-256-CBC-SHA", 0xC014: "TLS-ECDHE-RSA-WITH-AES-256-CBC-SHA",
+    0xC02B: "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", 0xC02F: "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+    0xC023: "TLS-ECDHE-ECDSA-WITH-AES-128-CBC-SHA256", 0xC027: "TLS-ECDHE-RSA-WITH-AES-128-CBC-SHA256",
+    0xC009: "TLS-ECDHE-ECDSA-WITH-AES-128-CBC-SHA", 0xC013: "TLS-ECDHE-RSA-WITH-AES-128-CBC-SHA",
+    0x009D: "TLS-RSA-WITH-AES-256-GCM-SHA384", 0x003D: "TLS-RSA-WITH-AES-256-CBC-SHA256",
+    0x0035: "TLS-RSA-WITH-AES-256-CBC-SHA", 0x009C: "TLS-RSA-WITH-AES-128-GCM-SHA256",
+    0x003C: "TLS-RSA-WITH-AES-128-CBC-SHA256", 0x002F: "TLS-RSA-WITH-AES-128-CBC-SHA",
+    0x00A9: "TLS-PSK-WITH-AES-256-GCM-SHA384", 0x00AF: "TLS-PSK-WITH-AES-256-CBC-SHA384",
+    0x008D: "TLS-PSK-WITH-AES-256-CBC-SHA", 0x00A8: "TLS-PSK-WITH-AES-128-GCM-SHA256",
+    0x00AE: "TLS-PSK-WITH-AES-128-CBC-SHA256", 0x008C: "TLS-PSK-WITH-AES-128-CBC-SHA",
+    0xC0AC: "TLS-ECDHE-ECDSA-WITH-AES-128-CCM", 0xC0AD: "TLS-ECDHE-ECDSA-WITH-AES-256-CCM",
+    0xC0AE: "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8", 0xC0AF: "TLS-ECDHE-ECDSA-WITH-AES-256-CCM-8",
+    0xCCA8: "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256",
+    0xCCA9: "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256",
+    0x1301: "TLS1-3-AES-128-GCM-SHA256", 0x1302: "TLS1-3-AES-256-GCM-SHA384",
+    0x1303: "TLS1-3-CHACHA20-POLY1305-SHA256",
+}
+
+
+def supported():
+    """[(number, name)] of the suites this runtime offers, in its order."""
+    names = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT).get_ciphers()
+    by_name = {v: k for k, v in SUITES.items()}
+    return [(by_name[n], n) for n in names if n in by_name]
+
+
+class Settings:
+    """Per-link SSL client settings (AT+CIPSSLCCN/SNI/ALPN/PSK/CIPHER)."""
+
+    def __init__(self):
+        self.cn = [""] * MAX_LINKS
+        self.sni = [""] * MAX_LINKS
+        self.psk = [None] * MAX_LINKS  # (key bytes, identity) or None
+        self.ciphers = [None] * MAX_LINKS  # [suite number] or None: the runtime's list
+
+
+def _cert(ns, idx, missing):
+    data = mfg.read(ns, "%s.%d" % (ns, idx))
+    if data is None:
+        raise fail(EXEC_FAIL, E_NO_CERT, lines=[missing])
+    if data[:5] == b"-----" and data[-1:] != b"\0":
+        data += b"\0"  # mbedTLS parses PEM only with its terminating NUL
+    return data
+
+
+def _load_chain(ctx, cert, key):
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ValueError, OSError):
+        raise fail(EXEC_FAIL, E_BAD_CERT)
+
+
+def _load_ca(ctx, ca):
+    try:
+        ctx.load_verify_locations(ca)
+    except (ValueError, OSError):
+        raise fail(EXEC_FAIL, E_BAD_CERT)
+
+
+def is_ip(host):
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+def client_context(at, lid, host):
+    """(SSLContext, server_hostname) for an SSL client link in slot lid."""
+    auth, pki, ca = at.cfg.get("sslcconf")[lid] if at.cfg.get("sslcconf") else (0, 0, 0)
+    st = at.ssl
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    psk = st.psk[lid]
+    if psk:
+        ctx.verify_mode = tls.CERT_NONE
+        ctx.psk_identity = psk[1]
+        ctx.psk_key = psk[0]
+    else:
+        if auth in (1, 3):
+            _load_chain(ctx, _cert("client_cert", pki, "NO CERT FOUND"),
+                        _cert("client_key", pki, "NO PRVT_KEY FOUND"))
+        if auth in (2, 3):
+            _load_ca(ctx, _cert("client_ca", ca, "NO CA FOUND"))
+            ctx.verify_mode = tls.CERT_REQUIRED
+        else:
+            ctx.verify_mode = tls.CERT_NONE
+    if st.ciphers[lid]:
+        try:
+            ctx.set_ciphers([SUITES[n] for n in st.ciphers[lid]])
+        except (ValueError, OSError, KeyError):
+            raise fail(EXEC_FAIL, E_CIPHER)
+    # mbedTLS takes one name for both SNI and the certificate check: when the
+    # certificate is checked it is AT+CIPSSLCCN (or the host), else AT+CIPSSLCSNI.
+    if auth in (2, 3) and not psk:
+        name = st.cn[lid] or host
+    else:
+        name = st.sni[lid] or (None if is_ip(host) else host)
+    return ctx, name
+
+
+def server_context(ca_enable):
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
+    _load_chain(ctx, _cert("server_cert", 0, "NO CERT FOUND"), _cert("server_key", 0, "NO PRVT_KEY FOUND"))
+    if ca_enable:
+        _load_ca(ctx, _cert("server_ca", 0, "NO CA FOUND"))
+        ctx.verify_mode = tls.CERT_REQUIRED
+    else:
+        ctx.verify_mode = tls.CERT_NONE
+    return ctx
+
+
+def why(e):
+    """The ERR CODE extension for a failed handshake."""
+    msg = str(e)
+    if isinstance(e, ValueError):  # MicroPython reports verification failures so
+        if "expired" in msg or "future" in msg:
+            return E_EXPIRED
+        if "CN" in msg or "Common Name" in msg:
+            return E_NAME
+        return E_UNTRUSTED
+    return E_HANDSHAKE
