@@ -3,6 +3,7 @@
 # handshake failed. Nothing here pretends: a check the settings ask for is made
 # by mbedTLS, or the connection is refused.
 import tls
+import binascii
 from at import mfg
 from at.errors import fail, EXEC_FAIL
 
@@ -60,25 +61,44 @@ class Settings:
         self.ciphers = [None] * MAX_LINKS  # [suite number] or None: the runtime's list
 
 
+def der(data):
+    """The DER blocks of a PEM file (or [data] if it is DER already): the
+    runtime's mbedTLS may be built without PEM parsing."""
+    if data[:11] != b"-----BEGIN ":
+        return [data]
+    out = []
+    for part in data.split(b"-----BEGIN ")[1:]:
+        body = part.split(b"-----", 2)
+        if len(body) < 2:
+            raise ValueError("bad PEM")
+        b64 = body[1].split(b"-----END")[0]
+        out.append(binascii.a2b_base64(b64.replace(b"\r", b"").replace(b"\n", b"")))
+    if not out:
+        raise ValueError("bad PEM")
+    return out
+
+
 def _cert(ns, idx, missing):
     data = mfg.read(ns, "%s.%d" % (ns, idx))
     if data is None:
         raise fail(EXEC_FAIL, E_NO_CERT, lines=[missing])
-    if data[:5] == b"-----" and data[-1:] != b"\0":
-        data += b"\0"  # mbedTLS parses PEM only with its terminating NUL
-    return data
+    try:
+        return der(data)
+    except (ValueError, IndexError):
+        raise fail(EXEC_FAIL, E_BAD_CERT)
 
 
 def _load_chain(ctx, cert, key):
     try:
-        ctx.load_cert_chain(cert, key)
+        ctx.load_cert_chain(cert[0], key[0])
     except (ValueError, OSError):
         raise fail(EXEC_FAIL, E_BAD_CERT)
 
 
 def _load_ca(ctx, ca):
     try:
-        ctx.load_verify_locations(ca)
+        for c in ca:
+            ctx.load_verify_locations(c)
     except (ValueError, OSError):
         raise fail(EXEC_FAIL, E_BAD_CERT)
 

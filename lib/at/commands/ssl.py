@@ -1,9 +1,15 @@
-# SSL client settings (TCP-IP_AT_Commands.rst, AT+CIPSSLCCONF). Host drivers
-# (Adafruit's, for one) query it at start-up; SSL links themselves come later.
-from at import parse
+# SSL client settings (TCP-IP_AT_Commands.rst): AT+CIPSSLCCONF, AT+CIPSSLCCIPHER,
+# AT+CIPSSLCCN, AT+CIPSSLCSNI, AT+CIPSSLCALPN, AT+CIPSSLCPSK, AT+CIPSSLCPSKHEX,
+# and the deprecated AT+CIPSSLSIZE. The TLS contexts are built in at/sslconf.py.
+from at import parse, sslconf
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM
 from at.links import MAX_LINKS
 
 _DEFAULT = [0, 0, 0]  # auth_mode, pki_number, ca_number
+
+
+def init(at):
+    at.ssl = sslconf.Settings()
 
 
 def _conf(at):
@@ -13,26 +19,131 @@ def _conf(at):
     return c
 
 
+def _ids(at):
+    return range(MAX_LINKS) if at.net.mux else (0,)
+
+
+def _target(at, a):
+    """(link ids to set, index of the first value): "max" (5) means every link."""
+    if not at.net.mux:
+        return (0,), 0
+    lid = parse.num(a, 0, 0, MAX_LINKS)
+    return (range(MAX_LINKS) if lid == MAX_LINKS else (lid,)), 1
+
+
 def q_cipsslcconf(at):
     c = _conf(at)
-    for lid in (range(MAX_LINKS) if at.net.mux else (0,)):
+    for lid in _ids(at):
         at.reply("+CIPSSLCCONF:%d,%d,%d,%d" % ((lid,) + tuple(c[lid])))
 
 
 def s_cipsslcconf(at, a):
-    i = 1 if at.net.mux else 0
+    ids, i = _target(at, a)
     parse.count(a, i + 1, i + 3)
-    lid = parse.num(a, 0, 0, MAX_LINKS) if i else 0
     auth = parse.num(a, i, 0, 3)
     pki = parse.num(a, i + 1, 0, 255, 0)
     ca = parse.num(a, i + 2, 0, 255, 0)
     c = _conf(at)
-    for k in (range(MAX_LINKS) if lid == MAX_LINKS else (lid,)):
+    for k in ids:
         c[k] = [auth, pki, ca]
     at.cfg.set("sslcconf", c, True)  # the spec: always saved
+
+
+def _names(attr, tag):
+    def q(at):
+        vals = getattr(at.ssl, attr)
+        for lid in _ids(at):
+            at.reply('%s:%d,"%s"' % (tag, lid, vals[lid]))
+
+    def s(at, a):
+        ids, i = _target(at, a)
+        parse.count(a, i + 1, i + 1)
+        v = parse.text(a, i, 64)
+        vals = getattr(at.ssl, attr)
+        for k in ids:
+            vals[k] = v
+
+    return q, s
+
+
+q_cipsslccn, s_cipsslccn = _names("cn", "+CIPSSLCCN")
+q_cipsslcsni, s_cipsslcsni = _names("sni", "+CIPSSLCSNI")
+
+
+def q_cipsslcalpn(at):
+    for lid in _ids(at):
+        at.reply("+CIPSSLCALPN:%d" % lid)
+
+
+def s_cipsslcalpn(at, a):
+    ids, i = _target(at, a)
+    n = parse.num(a, i, 0, 5)
+    parse.count(a, i + 1 + n, i + 1 + n)
+    for k in range(n):
+        parse.text(a, i + 1 + k, 64, minlen=1)
+    if n:
+        # MicroPython's tls module cannot put ALPN in the ClientHello (and the
+        # ESP32 build has it compiled out): refuse rather than pretend.
+        raise fail(EXEC_FAIL, sslconf.E_UNSUPPORTED)
+
+
+def _psk_query(hexform):
+    def q(at):
+        tag = "+CIPSSLCPSKHEX" if hexform else "+CIPSSLCPSK"
+        for lid in _ids(at):
+            p = at.ssl.psk[lid]
+            key = (p[0].hex() if hexform else p[0].decode()) if p else ""
+            at.reply('%s:%d,"%s","%s"' % (tag, lid, key, p[1] if p else ""))
+    return q
+
+
+def _psk_set(hexform):
+    def s(at, a):
+        ids, i = _target(at, a)
+        parse.count(a, i + 2, i + 2)
+        key = parse.text(a, i, 64 if hexform else 32)
+        hint = parse.text(a, i + 1, 32)
+        if hexform:
+            try:
+                if len(key) % 2:
+                    raise ValueError
+                key = bytes.fromhex(key)
+            except ValueError:
+                raise ATError(code(PARA_INVALID, i))
+        else:
+            key = key.encode()
+        for k in ids:
+            at.ssl.psk[k] = (key, hint) if key else None
+    return s
+
+
+def q_cipsslccipher(at):
+    for idx, (num, name) in enumerate(sslconf.supported()):
+        at.reply("+CIPSSLCCIPHER:%d,0x%04X" % (idx, num))
+
+
+def s_cipsslccipher(at, a):
+    ids, i = _target(at, a)
+    n = parse.num(a, i, 0, 32)
+    parse.count(a, i + 1 + n, i + 1 + n)
+    have = [num for num, name in sslconf.supported()]
+    suites = []
+    for k in range(n):
+        v = parse.num(a, i + 1 + k, 0, 0xFFFF)
+        if v not in have:
+            raise ATError(code(PARA_INVALID, i + 1 + k))  # the runtime lacks this suite
+        suites.append(v)
+    for k in ids:
+        at.ssl.ciphers[k] = suites or None
 
 
 COMMANDS = [
     # name, test, query, set, execute
     ("+CIPSSLCCONF", None, q_cipsslcconf, s_cipsslcconf, None),
+    ("+CIPSSLCCIPHER", None, q_cipsslccipher, s_cipsslccipher, None),
+    ("+CIPSSLCCN", None, q_cipsslccn, s_cipsslccn, None),
+    ("+CIPSSLCSNI", None, q_cipsslcsni, s_cipsslcsni, None),
+    ("+CIPSSLCALPN", None, q_cipsslcalpn, s_cipsslcalpn, None),
+    ("+CIPSSLCPSK", None, _psk_query(False), _psk_set(False), None),
+    ("+CIPSSLCPSKHEX", None, _psk_query(True), _psk_set(True), None),
 ]
