@@ -5,7 +5,7 @@ import socket
 import os
 import time
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
-from at import nested
+from at import nested, dns
 
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
@@ -19,14 +19,7 @@ SOCK_STREAM = socket.SOCK_STREAM
 SOCK_DGRAM = socket.SOCK_DGRAM
 
 
-def is_ipv4(s):
-    p = s.split(".")
-    if len(p) != 4:
-        return False
-    for x in p:
-        if not x or len(x) > 3 or not x.isdigit() or int(x) > 255:
-            return False
-    return True
+is_ipv4 = dns.is_ipv4
 
 
 def peer(addr):
@@ -121,6 +114,7 @@ class Net:
         self.had_link = False
         self.recvtype = [0] * MAX_LINKS  # AT+CIPRECVTYPE per link id
         self.lenmode = [0] * MAX_LINKS  # its <data_len_report_mode>
+        self.persist = [0] * MAX_LINKS  # AT+CIPCONNPERSIST
         # AT+CIPTCPOPT per link id: so_linger, tcp_nodelay, so_sndtimeo, keep_alive
         self.tcpopt = cfg.get("tcpopt") or [[-1, 0, 0, 0] for _ in range(MAX_LINKS)]
         self.server = None  # [sock, port, type, ca, netif] while AT+CIPSERVER runs
@@ -181,23 +175,15 @@ class Net:
                     raise fail(EXEC_FAIL, 0, errno=errno_of(e))
 
     def resolve(self, host, port, v6=False):
-        """(family, sockaddr) for host; IP literals never touch DNS."""
+        """Generator: (family, sockaddr) for host through the resolver (at/dns.py)."""
+        ips = yield from dns.lookup(self.at, host, 3 if v6 else 2)
         fam = socket.AF_INET6 if v6 else socket.AF_INET
-        if host == "localhost":
-            host = "::1" if v6 else "127.0.0.1"
-        try:
-            ai = socket.getaddrinfo(host, port, fam)
-        except OSError as e:
-            raise fail(EXEC_FAIL, 1, errno=errno_of(e))
-        for a in ai:
-            if a[0] == fam:
-                return fam, a[-1]
-        raise fail(EXEC_FAIL, 1)
+        return fam, socket.getaddrinfo(ips[0], port, fam)[0][-1]
 
     def open(self, lid, typ, host, port, keepalive, local_ip, timeout_ms, lport=0, udp_mode=0, announce=True):
         """Generator: open a TCP or UDP link in slot lid and report CONNECT."""
         v6 = typ.endswith("v6")
-        fam, addr = self.resolve(host, port, v6)
+        fam, addr = yield from self.resolve(host, port, v6)
         udp = typ[0] == "U"
         s = socket.socket(fam, SOCK_DGRAM if udp else SOCK_STREAM)
         try:
@@ -406,6 +392,13 @@ class Net:
             self.at.reply(self.prefix(link) + "CLOSED")
         if pt is not None and link is pt.link:
             pt.link_closed()
+
+    def netif_down(self):
+        """The station lost its address: close TCP/SSL links unless AT+CIPCONNPERSIST
+        keeps them (then the stack decides their fate)."""
+        for link in self.links:
+            if link is not None and not link.udp and not self.persist[link.id]:
+                self.close(link)
 
     # -- passthrough ------------------------------------------------------------------------
     def start_raw(self, pt):

@@ -18,6 +18,8 @@ DEFAULTS = {
     "cipv6": 0,
     "cipreconnintv": 1,
     "transintvl": 20,
+    "cipdns_on": 0,
+    "cipdns": None,
 }
 
 

@@ -5,7 +5,7 @@
 from at import parse
 from at.engine import DATA_MAX
 from at.pump import Pump
-from at.commands.tcpip import send_args, send_result
+from at.commands.tcpip import send_args, send_result, dest_addr
 
 SEND_OK = b"\r\nSEND OK\r\n"
 SEND_FAIL = b"\r\nSEND FAIL\r\n"
@@ -59,6 +59,7 @@ def s_cipsendex(at, a):
 
 
 def _sendex(at, link, n, dest):
+    dest = yield from dest_addr(at, link, dest)
     at.write(b"\r\nOK\r\n\r\n>")
     mv = yield at.stream(_Unescape(at, n).sink)
     return (yield from send_result(at, link, mv, dest))
@@ -129,6 +130,7 @@ def s_cipsendl(at, a):
 
 
 def _sendl(at, link, n, dest):
+    dest = yield from dest_addr(at, link, dest)
     at.write(b"\r\nOK\r\n\r\n>")
     ls = _LongSend(at, link, n, dest)
     return (yield at.stream(ls.guard.sink))

@@ -1,6 +1,6 @@
 # TCP/IP commands in normal transmission mode (TCP-IP_AT_Commands.rst):
 # AT+CIPMUX, AT+CIPMODE, AT+CIPSTART(EX), AT+CIPSEND, AT+CIPCLOSE, AT+CIPSTATE,
-# AT+CIPSTATUS, AT+CIFSR, AT+CIPDINFO, AT+CIPDOMAIN, AT+CIPV6, the server
+# AT+CIPSTATUS, AT+CIFSR, AT+CIPDINFO, AT+CIPV6, AT+CIPCONNPERSIST, the server
 # (AT+CIPSERVER, AT+CIPSERVERMAXCONN, AT+CIPSTO), passive receive
 # (AT+CIPRECVTYPE, AT+CIPRECVDATA, AT+CIPRECVLEN) and AT+CIPTCPOPT.
 # The link table itself lives in at/links.py; the long and extended sends
@@ -139,10 +139,17 @@ def send_args(at, a, maxlen):
         port = parse.num(a, i + 2, 0, 65535)
         if not link.udp:
             raise ATError(code(PARA_INVALID, i + 1))
-        dest = net.resolve(host, port, link.type.endswith("v6"))[1]
+        dest = (host, port)
     if net.mode:
         raise fail(EXEC_FAIL)  # CIPMODE=1 sends with the execute form
     return link, n, dest
+
+
+def dest_addr(at, link, dest):
+    """Generator: the sockaddr of a UDP remote given in the command (or None)."""
+    if dest is None:
+        return None
+    return (yield from at.net.resolve(dest[0], dest[1], link.type.endswith("v6")))[1]
 
 
 def s_cipsend(at, a):
@@ -150,6 +157,7 @@ def s_cipsend(at, a):
 
 
 def _send(at, link, n, dest):
+    dest = yield from dest_addr(at, link, dest)
     at.write(b"\r\nOK\r\n\r\n>")
     mv = yield at.data(n)
     return (yield from send_result(at, link, mv, dest))
@@ -236,45 +244,26 @@ def exe_cifsr(at):
         at.reply('+CIFSR:APIP,"%s"' % radio.ap_ifconfig()[0], '+CIFSR:APMAC,"%s"' % radio.mac(1))
     if mode in (1, 3):
         ip = radio.ifconfig()[0] if at.wifi.has_ip() else "0.0.0.0"
-        at.reply('+CIFSR:STAIP,"%s"' % ip, '+CIFSR:STAMAC,"%s"' % radio.mac(0))
+        at.reply('+CIFSR:STAIP,"%s"' % ip)
+        v6 = at.wifi.ip6()
+        if v6:
+            at.reply('+CIFSR:STAIP6LL,"%s"' % v6[0])
+            if v6[1]:
+                at.reply('+CIFSR:STAIP6GL,"%s"' % v6[1])
+        at.reply('+CIFSR:STAMAC,"%s"' % radio.mac(0))
 
 
-def s_cipdomain(at, a):
-    parse.count(a, 1, 4)
-    name = parse.text(a, 0, 64, minlen=1)
-    net_pref = parse.num(a, 1, 1, 3, 1)
-    parse.num(a, 2, 0, 60000, 0)
-    show_all = parse.num(a, 3, 0, 1, 0)
-    if name == "localhost":
-        found = ["::1"] if net_pref == 3 else ["127.0.0.1"]
-    elif is_ipv4(name) and net_pref != 3:
-        found = [name]
-    else:
-        fams = (socket.AF_INET6,) if net_pref == 3 else (
-            (socket.AF_INET,) if net_pref == 2 else (socket.AF_INET, socket.AF_INET6))
-        found = []
-        for fam in fams:
-            try:
-                for ai in socket.getaddrinfo(name, 0, fam):
-                    ip = _ip_of(ai)
-                    if ip and ip not in found:
-                        found.append(ip)
-            except OSError:
-                pass
-            if found:
-                break
-    if not found:
-        raise fail(EXEC_FAIL, 1)
-    for ip in (found if show_all else found[:1]):
-        at.reply('+CIPDOMAIN:"%s"' % ip)
+# -- connection persistence ----------------------------------------------------------------------
+def q_cipconnpersist(at):
+    p = at.net.persist
+    at.reply("+CIPCONNPERSIST:" + ",".join(str(x) for x in (p if at.net.mux else p[:1])))
 
 
-def _ip_of(ai):
-    from at.links import peer
-    try:
-        return peer(ai[-1])[0]
-    except Exception:
-        return None
+def s_cipconnpersist(at, a):
+    net = at.net
+    lid, i = (parse.num(a, 0, 0, MAX_LINKS - 1), 1) if net.mux else (0, 0)
+    parse.count(a, i + 1, i + 1)
+    net.persist[lid] = parse.num(a, i, 0, 1)
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -430,7 +419,7 @@ COMMANDS = [
     ("+CIPSTATE", None, q_cipstate, None, None),
     ("+CIPSTATUS", None, None, None, exe_cipstatus),
     ("+CIFSR", None, None, None, exe_cifsr),
-    ("+CIPDOMAIN", None, None, s_cipdomain, None),
+    ("+CIPCONNPERSIST", None, q_cipconnpersist, s_cipconnpersist, None),
     ("+CIPSERVER", None, q_cipserver, s_cipserver, None),
     ("+CIPSERVERMAXCONN", None, q_cipservermaxconn, s_cipservermaxconn, None),
     ("+CIPSTO", None, q_cipsto, s_cipsto, None),

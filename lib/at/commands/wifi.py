@@ -47,10 +47,25 @@ class Wifi:
 
     def stop(self):
         was = self._last in (ASSOCIATED, GOT_IP)
+        had_ip = self._last == GOT_IP
         self.radio.disconnect()
         self._last = IDLE
         self.state = 4 if was or self.state else 0
+        if had_ip:
+            self._down()
         return was
+
+    def _down(self):
+        """The station lost its address: links without AT+CIPCONNPERSIST close."""
+        net = getattr(self.at, "net", None)
+        if net is not None:
+            net.netif_down()
+
+    def ip6(self):
+        """(link-local, global) IPv6 addresses when AT+CIPV6=1 and joined, else None."""
+        if not self.at.cfg.get("cipv6") or self._last != GOT_IP:
+            return None
+        return self.radio.ip6()
 
     def tick(self):
         """Read the radio; report changes; return its status."""
@@ -62,11 +77,20 @@ class Wifi:
             if st == GOT_IP:
                 self.at.reply("WIFI GOT IP")
                 self.state = 2
+                self._last = st
+                v6 = self.ip6()
+                if v6:
+                    self.at.reply("WIFI GOT IPv6 LL")
+                    if v6[1]:
+                        self.at.reply("WIFI GOT IPv6 GL")
             elif st == ASSOCIATED:
                 self.state = 1
             elif last in (ASSOCIATED, GOT_IP):
                 self.at.reply("WIFI DISCONNECT")
                 self.state = 4 if st != CONNECTING else 3
+                if last == GOT_IP:
+                    self._last = st
+                    self._down()
             elif st < 0:
                 self.state = 4
             self._last = st
@@ -211,6 +235,11 @@ def q_cwstate(at):
 def q_cipsta(at):
     ip, mask, gw = at.wifi.radio.ifconfig()[:3] if at.wifi.has_ip() else ("0.0.0.0",) * 3
     at.reply('+CIPSTA:ip:"%s"' % ip, '+CIPSTA:gateway:"%s"' % gw, '+CIPSTA:netmask:"%s"' % mask)
+    v6 = at.wifi.ip6()
+    if v6:
+        at.reply('+CIPSTA:ip6ll:"%s"' % v6[0])
+        if v6[1]:
+            at.reply('+CIPSTA:ip6gl:"%s"' % v6[1])
 
 
 def q_cwautoconn(at):

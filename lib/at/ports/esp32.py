@@ -224,6 +224,22 @@ class Radio:
     def ifconfig(self):
         return self.sta.ifconfig()
 
+    def ip6(self):
+        """(link-local, global) from WLAN.ipconfig('addr6') where the build has
+        IPv6; None where it has not."""
+        try:
+            addrs = self.sta.ipconfig("addr6")
+        except (AttributeError, ValueError, OSError, TypeError):
+            return None
+        ll = gl = None
+        for a in addrs:
+            ip = a[0] if isinstance(a, tuple) else a
+            if ip.lower().startswith("fe80"):
+                ll = ll or ip
+            else:
+                gl = gl or ip
+        return (ll, gl) if ll else None
+
     def ap_ifconfig(self):
         return network.WLAN(network.AP_IF).ifconfig()
 
@@ -262,3 +278,11 @@ class Board:
     def keepalive(self, sock, idle, intvl=1, cnt=3):
         """TCP keep-alive: not available on a stock image (see tcpopt)."""
         return False
+
+    def dns_servers(self):
+        """The DNS server DHCP gave the station (WLAN.ifconfig()'s fourth field)."""
+        try:
+            dns = self.radio.ifconfig()[3]
+        except (OSError, IndexError):
+            return []
+        return [dns] if dns and dns != "0.0.0.0" else []

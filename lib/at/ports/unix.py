@@ -89,6 +89,11 @@ class Radio:
     def mac(self, iface=0):
         return "02:00:00:00:00:%02x" % (1 + iface)
 
+    def ip6(self):
+        """Link-local from the MAC (EUI-64), and $VBOARD_IP6 (::1 by default) as
+        the global address: joining gives the host's own network, loopback included."""
+        return "fe80::ff:fe00:1", os.getenv("VBOARD_IP6") or "::1"
+
 
 class Board:
     chip = "ESP32"  # what AT+GMR reports: host drivers look for the chip tag
@@ -102,6 +107,27 @@ class Board:
 
     def reset(self):
         sys.exit(RESET_EXIT)
+
+    def rtc_now(self):
+        """The virtual board's RTC at power-up: 1970, like an ESP32 never set."""
+        return 0
+
+    def rtc_set(self, secs):
+        pass  # the clock offset lives in at.clock; the host's clock is never touched
+
+    def dns_servers(self):
+        """With AT+CIPDNS=0 the virtual board asks the host's resolvers
+        ($VBOARD_RESOLV_CONF, default /etc/resolv.conf), as DHCP would tell it."""
+        out = []
+        try:
+            with open(os.getenv("VBOARD_RESOLV_CONF") or "/etc/resolv.conf") as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) >= 2 and p[0] == "nameserver" and p[1] not in out:
+                        out.append(p[1])
+        except OSError:
+            pass
+        return out[:3]
 
     def tcpopt(self, sock, linger, nodelay, keepalive):
         """Apply AT+CIPTCPOPT / keep_alive to a TCP socket. The unix port passes

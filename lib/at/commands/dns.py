@@ -1,0 +1,47 @@
+# Names (TCP-IP_AT_Commands.rst): AT+CIPDNS and AT+CIPDOMAIN. The resolver is at/dns.py.
+from at import parse, dns
+from at.errors import ATError, code, PARA_INVALID
+
+
+def q_cipdns(at):
+    at.reply("+CIPDNS:%d,%s" % (at.cfg.get("cipdns_on"), ",".join('"%s"' % s for s in dns.servers(at))))
+
+
+def s_cipdns(at, a):
+    parse.count(a, 1, 4)
+    on = parse.num(a, 0, 0, 1)
+    servers = []
+    if on:
+        for i in range(1, len(a)):
+            ip = parse.text(a, i, 64, None)
+            if ip is None:
+                continue
+            if not (dns.is_ipv4(ip) or dns.is_ipv6(ip)):
+                raise ATError(code(PARA_INVALID, i))
+            if ip in servers:
+                raise ATError(code(PARA_INVALID, i))  # "cannot be set to the same server"
+            servers.append(ip)
+    at.cfg.set("cipdns_on", on)
+    at.cfg.set("cipdns", servers or None)
+
+
+def s_cipdomain(at, a):
+    parse.count(a, 1, 4)
+    name = parse.text(a, 0, 64, minlen=1)
+    prefer = parse.num(a, 1, 1, 3, 1)
+    timeout = parse.num(a, 2, 0, 60000, 0)
+    show_all = parse.num(a, 3, 0, 1, 0)
+    return _domain(at, name, prefer, timeout, show_all)
+
+
+def _domain(at, name, prefer, timeout, show_all):
+    ips = yield from dns.lookup(at, name, prefer, timeout)
+    for ip in (ips if show_all else ips[:1]):
+        at.reply('+CIPDOMAIN:"%s"' % ip)
+
+
+COMMANDS = [
+    # name, test, query, set, execute
+    ("+CIPDNS", None, q_cipdns, s_cipdns, None),
+    ("+CIPDOMAIN", None, None, s_cipdomain, None),
+]

@@ -1,0 +1,61 @@
+# SNTP (TCP-IP_AT_Commands.rst): AT+CIPSNTPCFG, AT+CIPSNTPTIME?, AT+CIPSNTPINTV.
+# The client and the clock are at/sntp.py.
+from at import parse, sntp
+from at.errors import ATError, code, PARA_INVALID
+
+
+def init(at):
+    at.clock = sntp.Clock(at.board)
+    at.sntp = sntp.Sntp(at)
+
+
+def q_cipsntpcfg(at):
+    s = at.sntp
+    tz = int(s.tz / 60)  # the query shows whole hours (the spec's 015 -> 0)
+    if s.enabled:
+        at.reply("+CIPSNTPCFG:1,%d,%s" % (tz, ",".join('"%s"' % n for n in s.names())))
+    else:
+        at.reply("+CIPSNTPCFG:0,%d" % tz)
+
+
+def s_cipsntpcfg(at, a):
+    parse.count(a, 1, 5)
+    s = at.sntp
+    enable = parse.num(a, 0, 0, 1)
+    tz = parse.num(a, 1, -1259, 1459, None)
+    minutes = s.tz if tz is None else sntp.parse_tz(tz)
+    if minutes is None:
+        raise ATError(code(PARA_INVALID, 1))
+    names = []
+    for i in range(2, len(a)):
+        n = parse.text(a, i, 64, None, minlen=1)
+        if n is not None:
+            names.append(n)
+    s.enabled = enable
+    s.tz = minutes
+    if enable and len(a) > 2:
+        s.servers = names
+    s.start()
+
+
+def q_cipsntptime(at):
+    at.reply("+CIPSNTPTIME:" + sntp.asctime(at.clock.now() + at.sntp.tz * 60))
+
+
+def q_cipsntpintv(at):
+    at.reply("+CIPSNTPINTV:%d" % at.sntp.interval)
+
+
+def s_cipsntpintv(at, a):
+    parse.count(a, 1, 1)
+    at.sntp.interval = parse.num(a, 0, 15, 4294967)
+    if at.sntp.enabled and at.sntp._timer is not None:
+        at.sntp.start()
+
+
+COMMANDS = [
+    # name, test, query, set, execute
+    ("+CIPSNTPCFG", None, q_cipsntpcfg, s_cipsntpcfg, None),
+    ("+CIPSNTPTIME", None, q_cipsntptime, None, None),
+    ("+CIPSNTPINTV", None, q_cipsntpintv, s_cipsntpintv, None),
+]
