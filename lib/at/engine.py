@@ -8,6 +8,10 @@
 # engine resumes it from the event loop; while it runs, new lines get "busy p...".
 import sys
 from at import parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy only; MicroPython never runs this
+    from typing import Any
 from at.errors import ATError, code, COMMON, NO_TERMINATOR, UNSUPPORTED, OP_ERROR, EXEC_FAIL, PROCESSING
 
 OK = b"\r\nOK\r\n"
@@ -42,13 +46,18 @@ class Engine:
     def __init__(self, loop, out, log=None):
         self.loop = loop
         self.out = out
-        self.log = log or sys.stderr
+        self.log: "Any" = log or sys.stderr
+        # What the command groups hang here (set by app.build() and their init()):
+        self.board: "Any" = None  # the port's Board (uart, radio, log, reset ...)
+        self.cfg: "Any" = None  # at.store.Store: settings
+        self.net: "Any" = None  # at.links.Net: the link table
+        self.wifi: "Any" = None  # commands/wifi.py's Wifi watcher
         self.table = {}
         self.rows = []
         self.echo = True
         self.syslog = 0
-        self.task = None
-        self._timer = None
+        self.task: "Any" = None
+        self._timer: "Any" = None
         self._waitobj = None
         self._waitslot = 0
         self._after = None
@@ -56,7 +65,7 @@ class Engine:
         self._over = False
         self._cr = False  # the line so far ends with a CR
         self.sink = self.command_sink
-        self._stream = None
+        self._stream: "Any" = None
         self._held = None
         self.dbuf = bytearray(DATA_MAX)
         self._dneed = 0

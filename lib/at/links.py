@@ -4,6 +4,10 @@
 import socket
 import os
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy only
+    from typing import Any
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 from at import nested, dns
 
@@ -26,8 +30,9 @@ def peer(addr):
     """(ip, port) from what recvfrom/accept gives: a tuple on the ESP32, raw sockaddr bytes on unix."""
     if isinstance(addr, tuple):
         return addr[0], addr[1]
-    fam, ip, port = socket.sockaddr(addr)[:3]
-    return socket.inet_ntop(fam, ip), port
+    # Only the unix port hands out raw sockaddr bytes, and only it has these two.
+    fam, ip, port = getattr(socket, "sockaddr")(addr)[:3]
+    return getattr(socket, "inet_ntop")(fam, ip), port
 
 
 def errno_of(e):
@@ -44,7 +49,7 @@ class RxBuf:
         self.buf = bytearray(size)
         self.s = 0
         self.e = 0
-        self.dgrams = [] if udp else None  # [length, ip, port] per datagram
+        self.dgrams: "list | None" = [] if udp else None  # [length, ip, port] per datagram
 
     def used(self):
         return self.e - self.s
@@ -106,7 +111,7 @@ class Net:
         self.loop = at.loop
         self.out = at.out
         cfg = at.cfg
-        self.links = [None] * MAX_LINKS
+        self.links: "list[Any]" = [None] * MAX_LINKS
         self.mux = 0
         self.dinfo = 0
         self.mode = 0  # AT+CIPMODE
@@ -117,7 +122,7 @@ class Net:
         self.persist = [0] * MAX_LINKS  # AT+CIPCONNPERSIST
         # AT+CIPTCPOPT per link id: so_linger, tcp_nodelay, so_sndtimeo, keep_alive
         self.tcpopt = cfg.get("tcpopt") or [[-1, 0, 0, 0] for _ in range(MAX_LINKS)]
-        self.server = None  # [sock, port, type, ca, netif] while AT+CIPSERVER runs
+        self.server: "Any" = None  # [sock, port, type, ca, netif] while AT+CIPSERVER runs
         self.server_ctx = None  # its SSLContext for an SSL server
         self.pt = None  # the Passthrough running on link 0, if any
         self.maxconn = MAX_LINKS
@@ -458,10 +463,10 @@ class Net:
             elif b is None:
                 self.deliver(link, data, len(data), ip, port)
             elif len(data) <= b.free():
-                n = len(data)
-                b.tail()[:n] = data
-                b.e += n
-                b.dgrams.append([n, ip, port])
+                size = len(data)
+                b.tail()[:size] = data
+                b.e += size
+                b.dgrams.append([size, ip, port])
                 self.notify(link)
             # else: the window is full; UDP drops, as the spec says
             return

@@ -8,11 +8,15 @@
 import micropython
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy only
+    from typing import Any
+
 
 def run(loop, fn, timeout_ms, abort, log=None):
     """Call fn(); while it blocks, run the loop; after timeout_ms, call abort()
     (which must make fn fail, e.g. by closing its socket)."""
-    state = [True, time.ticks_add(time.ticks_ms(), timeout_ms), False]
+    state: "list[Any]" = [True, time.ticks_add(time.ticks_ms(), timeout_ms), False]
 
     def tick(_):
         if not state[0]:

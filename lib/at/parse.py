@@ -40,7 +40,7 @@ def _name(b):
 
 def args(s):
     """Split the text after "=" into ints, strs and None (omitted)."""
-    out = []
+    out: list = []
     i = 0
     n = len(s)
     while True:

@@ -114,18 +114,18 @@ def client_context(at, lid, host):
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     psk = st.psk[lid]
     if psk:
-        ctx.verify_mode = tls.CERT_NONE
-        ctx.psk_identity = psk[1]
-        ctx.psk_key = psk[0]
+        ctx.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
+        ctx.psk_identity = psk[1]  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
+        ctx.psk_key = psk[0]  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
     else:
         if auth in (1, 3):
             _load_chain(ctx, _cert("client_cert", pki, "NO CERT FOUND"),
                         _cert("client_key", pki, "NO PRVT_KEY FOUND"))
         if auth in (2, 3):
             _load_ca(ctx, _cert("client_ca", ca, "NO CA FOUND"))
-            ctx.verify_mode = tls.CERT_REQUIRED
+            ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
         else:
-            ctx.verify_mode = tls.CERT_NONE
+            ctx.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
     if st.ciphers[lid]:
         try:
             ctx.set_ciphers([SUITES[n] for n in st.ciphers[lid]])
@@ -145,9 +145,9 @@ def server_context(ca_enable):
     _load_chain(ctx, _cert("server_cert", 0, "NO CERT FOUND"), _cert("server_key", 0, "NO PRVT_KEY FOUND"))
     if ca_enable:
         _load_ca(ctx, _cert("server_ca", 0, "NO CA FOUND"))
-        ctx.verify_mode = tls.CERT_REQUIRED
+        ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
     else:
-        ctx.verify_mode = tls.CERT_NONE
+        ctx.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
     return ctx
 
 

@@ -174,7 +174,6 @@ def send_result(at, link, mv, dest=None):
         at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
         if errno_of(e) != 110:
             at.then(lambda: at.net.close(link))  # SEND FAIL first, then CLOSED
-        note = None  # written before the wait
         return SEND_FAIL
     return note + SEND_OK if note else SEND_OK
 
