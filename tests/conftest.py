@@ -14,7 +14,9 @@ from board import Dut, VirtualBoard
 
 def pytest_addoption(parser):
     g = parser.getgroup("board")
-    g.addoption("--port", default=None, help="serial port or pyserial URL of a real board")
+    g.addoption("--port", default=None,
+                help="serial port or pyserial URL of a real board; with pytest-xdist (-n N), a comma-separated "
+                     "list: worker gwK takes the K-th board")
     g.addoption("--baud", type=int, default=115200)
     g.addoption("--host-ip", default="127.0.0.1", help="this host's address as the board sees it")
     g.addoption("--ssid", default="vboard", help="the AP the board joins")
@@ -42,9 +44,16 @@ def vboard_proc(opts, tmp_path_factory):
     vb.close()
 
 
+def _worker_port(config, ports):
+    """The board of this pytest-xdist worker (gw0 -> first), or the only one."""
+    ports = ports.split(",")
+    wid = getattr(config, "workerinput", {}).get("workerid", "gw0")
+    return ports[int(wid[2:]) % len(ports)]
+
+
 @pytest.fixture(scope="session")
-def serial_port(opts, vboard_proc):
-    path = opts.port or vboard_proc.path
+def serial_port(request, opts, vboard_proc):
+    path = _worker_port(request.config, opts.port) if opts.port else vboard_proc.path
     ser = serial.serial_for_url(path, opts.baud, timeout=0.1)
     yield ser
     ser.close()
