@@ -13,8 +13,17 @@ ceiling with the ratio. Peers listen on 127.0.0.1 (or --host-ip for a real board
 
 Sections are plain functions in SECTIONS, run in order with one shared context
 (ctx.wire is the board's port, ctx.row(...) records a figure, ctx.baseline(...)
-gives a running baseline helper). To add one (server throughput, passthrough,
-SSL ...), write `def bench_x(ctx)` and append ("x", bench_x, True) to SECTIONS.
+gives a running baseline helper). To add one (SSL ...), write `def bench_x(ctx)`
+and append ("x", bench_x, True) to SECTIONS.
+
+    latency      AT -> OK round trip
+    cipsend      AT+CIPSEND 2048 and 8192 bytes (CIPMUX=0) into a TCP sink
+    ipd          +IPD receive (CIPMUX=0) from a TCP source
+    heap         free heap after boot and with 5 links open
+    server       AT+CIPSERVER, 5 host clients: +IPD from all, CIPSEND=<id>,2048 round-robin
+    passive      AT+CIPRECVTYPE=0,1 and AT+CIPRECVDATA=0,2048 reads of a TCP source
+    sendl        AT+CIPSENDL of 16 MiB (AT+CIPSENDLCFG=1048576) into a TCP sink
+    passthrough  AT+CIPMODE=1: both directions, 1-byte latency at AT+TRANSINTVL=0 and 20
 """
 import argparse
 import hashlib
@@ -24,6 +33,7 @@ import queue
 import re
 import select
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -102,22 +112,30 @@ class Wire:
         except Exception:
             pass
 
-    def write(self, data, timeout=10.0):
+    def write(self, data, timeout=10.0, until=None, stop=None):
+        """Write all of data; Timeout when the port takes nothing for `timeout` seconds.
+        With `until` (a time.monotonic() deadline) or `stop` (an Event), stop early
+        instead; returns the number of bytes written."""
         if isinstance(data, str):
             data = data.encode()
         if self.fd is None:
             self.ser.write(data)
             self.ser.flush()
-            return
+            return len(data)
         mv = memoryview(data)
+        total = len(mv)
         deadline = None
+        step = 1 << 16 if until is not None or stop is not None else total
         while mv:
+            if until is not None and time.monotonic() >= until or stop is not None and stop.is_set():
+                break
             try:
-                n = os.write(self.fd, mv)
+                n = os.write(self.fd, mv[:step])
             except BlockingIOError:
                 n = 0
             if n:
                 mv = mv[n:]
+                deadline = None
                 continue
             if deadline is None:
                 deadline = time.monotonic() + timeout
@@ -125,6 +143,7 @@ class Wire:
             if left <= 0:
                 raise Timeout("the port took no input for %.1fs" % timeout)
             self._pout.poll(min(left, 0.1) * 1000)
+        return total - len(mv)
 
     def read_some(self, timeout):
         """Append what arrives within timeout (seconds) to self.buf; return the count."""
@@ -162,6 +181,18 @@ class Wire:
             if left <= 0:
                 raise Timeout("waited %.1fs for %r; got %r" % (timeout, pattern, bytes(self.buf[-300:])))
             self.read_some(min(left, 0.1))
+
+    def read_exactly(self, n, timeout=5.0):
+        """Read until n bytes are in; return them."""
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Timeout("wanted %d bytes, got %d: %r" % (n, len(self.buf), bytes(self.buf[:200])))
+            self.read_some(min(left, 0.1))
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
 
     def quiet(self, seconds=0.2):
         """Read for a while; return and drop whatever came."""
@@ -226,17 +257,21 @@ def stats_ms(samples):
 class Flow:
     """One measured transfer: counts and hashes bytes, notes the last arrival."""
 
-    def __init__(self, total):
+    def __init__(self, total, mark=None):
         self.total = total
         self.n = 0
         self.h = hashlib.sha256()
         self.t_last = None
+        self.mark = mark  # note when this many bytes are in (t_mark)
+        self.t_mark = None
         self.done = threading.Event()
 
     def add(self, data):
         self.h.update(data)
         self.n += len(data)
         self.t_last = time.perf_counter()
+        if self.mark is not None and self.t_mark is None and self.n >= self.mark:
+            self.t_mark = self.t_last
         if self.n >= self.total:
             self.done.set()
 
@@ -462,63 +497,171 @@ class BaseResponder:
         self.bp.close()
 
 
-class BaseCopy:
-    """The bare copy loop on one socket: each call moves n bytes one way and returns MB/s."""
+class JobPeer:
+    """A TCP peer (one connection at a time) that does what it is told, in its own thread:
+    receive into a flow, send data, or time-stamp every arrival. The same peer code
+    serves the baseline copy loop and the firmware, so both are measured alike."""
 
-    def __init__(self, ctx):
+    def __init__(self, host):
         self.jobs = queue.Queue()
-        self.srv = TcpServer("127.0.0.1", self._handler)
-        self.bp = BaselineProc("copy", "127.0.0.1", self.srv.port)
-        self.srv.wait_conn(10)
-        self.wire = Wire(self.bp.path)
-        self.seconds = ctx.args.seconds
+        self.stamps = queue.Queue()  # ("stamp" jobs) (perf_counter at recv, bytes)
+        self.srv = TcpServer(host, self._handler)
+        self.port = self.srv.port
 
     def _handler(self, c, srv):
+        perf = time.perf_counter
         while not srv._stop:
             try:
                 job = self.jobs.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if job[0] == "recv":
+            kind, until = job[0], job[-1]
+            if kind == "recv":
                 flow = job[1]
-                while not flow.done.is_set():
+                while not flow.done.is_set() and time.monotonic() < until:
+                    if not select.select([c], [], [], 0.1)[0]:
+                        continue
                     d = c.recv(1 << 20)
                     if not d:
                         return
                     flow.add(d)
-            else:
-                job[2][0] = time.perf_counter()
-                c.sendall(job[1])
+            elif kind == "send":
+                job[2][0] = perf()
+                send_all(c, job[1], until)  # out of time: the reader drains what is in flight
+            elif kind == "stamp":
+                left = job[1]
+                while left > 0 and time.monotonic() < until:
+                    if not select.select([c], [], [], 0.1)[0]:
+                        continue
+                    d = c.recv(65536)
+                    t = perf()
+                    if not d:
+                        return
+                    # Ack at once, so that the sender's Nagle never waits for a delayed ACK.
+                    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                    self.stamps.put((t, len(d)))
+                    left -= len(d)
+
+    def close(self):
+        self.srv.close()
+
+
+def send_all(sock, data, until):
+    """Send all of data on a blocking socket without blocking past `until`; False if it could not."""
+    mv = memoryview(data)
+    while mv:
+        left = until - time.monotonic()
+        if left <= 0:
+            return False
+        if not select.select([], [sock], [], min(left, 0.1))[1]:
+            continue
+        try:
+            n = sock.send(mv[:1 << 18], socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            continue
+        mv = mv[n:]
+    return True
+
+
+def pipe_up(wire, peer, n, seconds, seed=b"bench", mark=None):
+    """UART -> TCP: the host writes n bytes into the port, the peer receives them.
+    Returns (MB/s to the last byte, whole, MB/s to the `mark`-th byte or None). Out of
+    time, the host stops writing and the rate is over what arrived."""
+    data, want = payload(n, seed)
+    flow = Flow(n, mark)
+    until = time.monotonic() + seconds
+    peer.jobs.put(("recv", flow, until + 15))
+    t0 = time.perf_counter()
+    wrote = wire.write(data, min(seconds, 10), until=until)
+    if wrote < n:
+        # Let what was written arrive, so that none of it spills into the next run.
+        stop = time.monotonic() + 15
+        while flow.n < wrote and time.monotonic() < stop:
+            time.sleep(0.01)
+        flow.done.set()  # ends the peer's job
+        return mbps(flow.n, (flow.t_last or time.perf_counter()) - t0), False, None
+    if not flow.done.wait(max(0.0, until - time.monotonic()) + 2):
+        raise Timeout("UART->TCP: %d of %d bytes arrived" % (flow.n, n))
+    if flow.digest() != want:
+        raise AssertionError("UART->TCP: SHA-256 mismatch")
+    at_mark = mbps(mark, flow.t_mark - t0) if mark and flow.t_mark else None
+    return mbps(n, flow.t_last - t0), True, at_mark
+
+
+def pipe_down(wire, peer, n, seconds, seed=b"bench"):
+    """TCP -> UART: the peer sends n bytes, the host reads the port raw. Returns (MB/s, whole);
+    out of time, the rate is over what arrived."""
+    data, want = payload(n, seed)
+    flow = Flow(n)
+    started = [None]
+    until = time.monotonic() + seconds
+    peer.jobs.put(("send", data, started, until))
+    whole = read_raw(wire, flow, until + 1)
+    if whole and flow.digest() != want:
+        raise AssertionError("TCP->UART: SHA-256 mismatch")
+    if not whole:  # drop what is still in flight
+        stop = time.monotonic() + 15
+        while wire.quiet(0.3) and time.monotonic() < stop:
+            pass
+    t_end = flow.t_last or time.perf_counter()
+    return mbps(flow.n, t_end - (started[0] or t_end)), whole
+
+
+def latency_up(wire, peer, k, timeout=1.0):
+    """k one-byte packets, one at a time: from the host's write into the port to the
+    peer's recv. Returns the delays in seconds."""
+    while not peer.stamps.empty():
+        peer.stamps.get_nowait()
+    peer.jobs.put(("stamp", k, time.monotonic() + k * (timeout + 0.01) + 1))
+    out = []
+    perf = time.perf_counter
+    fd = wire.fd
+    for i in range(k):
+        time.sleep(0.0005 + 0.001 * ((i * 7919) % 13) / 13)  # 0.5-1.5 ms apart, not in step with any timer
+        t0 = perf()
+        os.write(fd, b"x")  # never "+": a lone "+" is held back by the +++ guard
+        try:
+            t1, got = peer.stamps.get(timeout=timeout)
+        except queue.Empty:
+            raise Timeout("a 1-byte packet took more than %.1fs to reach the peer" % timeout)
+        if got != 1:
+            raise AssertionError("the peer got %d bytes for one packet" % got)
+        out.append(t1 - t0)
+    return out
+
+
+class BaseCopy:
+    """The bare copy loop on one socket: up/down move n bytes one way and return MB/s,
+    latency times one-byte packets pty -> TCP."""
+
+    def __init__(self, ctx):
+        self.peer = JobPeer("127.0.0.1")
+        self.bp = BaselineProc("copy", "127.0.0.1", self.peer.port)
+        self.peer.srv.wait_conn(10)
+        self.wire = Wire(self.bp.path)
+        self.seconds = ctx.args.seconds
 
     def up(self, n):
         """pty -> TCP: the host writes into the pty, the peer receives."""
-        data, want = payload(n)
-        flow = Flow(n)
-        self.jobs.put(("recv", flow))
-        t0 = time.perf_counter()
-        self.wire.write(data, self.seconds)
-        if not flow.done.wait(self.seconds):
-            raise Timeout("pty->TCP: %d of %d bytes arrived" % (flow.n, n))
-        if flow.digest() != want:
-            raise AssertionError("pty->TCP: SHA-256 mismatch")
-        return mbps(n, flow.t_last - t0)
+        rate, whole, _ = pipe_up(self.wire, self.peer, n, self.seconds)
+        if not whole:
+            raise Timeout("pty->TCP: %d bytes did not arrive in %.0fs" % (n, self.seconds))
+        return rate
 
     def down(self, n):
         """TCP -> pty: the peer sends, the host reads the pty."""
-        data, want = payload(n)
-        flow = Flow(n)
-        started = [None]
-        self.jobs.put(("send", data, started))
-        if not read_raw(self.wire, flow, time.monotonic() + self.seconds):
-            raise Timeout("TCP->pty: %d of %d bytes arrived" % (flow.n, n))
-        if flow.digest() != want:
-            raise AssertionError("TCP->pty: SHA-256 mismatch")
-        return mbps(n, flow.t_last - started[0])
+        rate, whole = pipe_down(self.wire, self.peer, n, self.seconds)
+        if not whole:
+            raise Timeout("TCP->pty: %d bytes did not arrive in %.0fs" % (n, self.seconds))
+        return rate
+
+    def latency(self, k):
+        return latency_up(self.wire, self.peer, k)
 
     def close(self):
         self.wire.close()
         self.bp.close()
-        self.srv.close()
+        self.peer.close()
 
 
 class BaseCipsend:
@@ -542,6 +685,38 @@ class BaseCipsend:
     def close(self):
         self.bp.close()
         self.sink.close()
+
+
+class BaseRecvdata:
+    """The least AT+CIPRECVDATA can cost: the same host loop against a minimal responder."""
+
+    def __init__(self, ctx):
+        self.peer = JobPeer("127.0.0.1")
+        self.bp = BaselineProc("recvdata", "127.0.0.1", self.peer.port)
+        self.peer.srv.wait_conn(10)
+        self.wire = self.bp.open()
+        self.ctx = ctx
+
+    def run(self, n, chunk):
+        """Returns (MB/s, whole)."""
+        data, want = payload(n, b"passive")
+        flow = Flow(n)
+        started = [None]
+        until = time.monotonic() + self.ctx.run_s
+        self.peer.jobs.put(("send", data, started, until + 2))
+        cmd = b"AT+CIPRECVDATA=0,%d\r\n" % chunk
+        recvdata_drain(self.wire, cmd, flow, until)
+        whole = flow.done.is_set()
+        got, t_end = flow.n, flow.t_last
+        if not whole:  # read the rest, untimed, so that it does not spill into the next run
+            recvdata_drain(self.wire, cmd, flow, time.monotonic() + 10)
+        if flow.digest() != want:
+            raise AssertionError("minimal CIPRECVDATA loop: SHA-256 mismatch")
+        return mbps(got, t_end - started[0]), whole
+
+    def close(self):
+        self.bp.close()
+        self.peer.close()
 
 
 # -- the run's shared state -----------------------------------------------------------------------
@@ -608,8 +783,9 @@ def bench_machine(ctx):
     print("  nproc %s, CPU %s, load average %s" % (os.cpu_count(), cpu, load))
     print("  MicroPython %s" % mp)
     print("  board: %s" % (ctx.args.port or "virtual (tools/vboard.py)"))
-    print("  throughput: %d runs per figure (copies and +IPD %d MiB, CIPSEND %d MiB each), "
-          "baseline and firmware alternating" % (ctx.args.reps, ctx.args.bytes // MiB, ctx.args.send_bytes // MiB))
+    print("  throughput: %d runs per figure (copies, +IPD, CIPSENDL, passthrough %d MiB; CIPSEND, passive %d MiB "
+          "each), baseline and firmware alternating" % (ctx.args.reps, ctx.args.bytes // MiB,
+                                                         ctx.args.send_bytes // MiB))
 
 
 def heap_bytes(text):
@@ -738,14 +914,6 @@ def _fw_cipsend(ctx, sink, size, n):
     return rate, whole, s1, s2
 
 
-def _cipsend_note(runs, n):
-    whole = all(r[1] for r in runs)
-    return "(%s; %s; per send %.3f ms command->'>' + %.3f ms data->SEND OK)" % (
-        spread([r[0] for r in runs], "%.2f"),
-        "%d MiB each, SHA-256 ok" % (n // MiB) if whole else "time limit hit: rate over what was acknowledged",
-        statistics.median(r[2] for r in runs), statistics.median(r[3] for r in runs))
-
-
 def bench_cipsend(ctx):
     """CIPSEND into a local TCP sink (CIPMUX=0); ceilings: the raw pty->TCP copy and a minimal CIPSEND loop."""
     n, reps = ctx.args.send_bytes, ctx.args.reps
@@ -769,6 +937,7 @@ def bench_cipsend(ctx):
             p = statistics.median(r[0] for r in p_runs)
             f = statistics.median(r[0] for r in f_runs)
             up = ctx.base["up"]
+            ctx.base["cipsend%d" % size] = f
             ctx.row("baseline", "minimal CIPSEND loop %dB" % size, "%.2f MB/s" % p, note=_cipsend_note(p_runs, n))
             ctx.row("cipsend", "CIPSEND %dB" % size, "%.2f MB/s" % f, "raw copy %.1f MB/s" % up,
                     "%.1f%%" % (100 * f / up), _cipsend_note(f_runs, n))
@@ -876,8 +1045,587 @@ def bench_heap(ctx):
         srv.close()
 
 
-# (name, function, needs the board). Later sections (server throughput, passthrough,
-# SSL ...) go here; the board's sections run after "setup".
+# -- server, passive receive, CIPSENDL, passthrough ----------------------------------------------
+SERVER_CLIENTS = 5
+GUARD_S = 0.05  # silence around "+++": comfortably more than the 20 ms guard time
+BAUDS = (115200, 921600, 2000000)
+
+
+def free_port(host):
+    s = socket.socket()
+    s.bind((host, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def plus(w):
+    """Leave a data phase (passthrough, AT+CIPSENDL): "+++" alone, with silence before and after."""
+    time.sleep(GUARD_S)
+    w.write(b"+++")
+    time.sleep(GUARD_S)
+
+
+def _rate_note(runs, what):
+    """"(median of 5: a-b; <what>, SHA-256 ok)" for runs whose [0] is MB/s and [1] whole."""
+    whole = all(r[1] for r in runs)
+    return "(%s; %s)" % (spread([r[0] for r in runs], "%.2f"),
+                         "%s, SHA-256 ok" % what if whole else "time limit hit in some runs: rate over what arrived")
+
+
+def _mib(n):
+    return "%d MiB each" % (n // MiB) if n % MiB == 0 else "%.1f MiB each" % (n / MiB)
+
+
+def _cipsend_note(runs, n):
+    whole = all(r[1] for r in runs)
+    return "(%s; %s; per send %.3f ms command->'>' + %.3f ms data->SEND OK)" % (
+        spread([r[0] for r in runs], "%.2f"),
+        "%s, SHA-256 ok" % _mib(n) if whole else "time limit hit: rate over what was acknowledged",
+        statistics.median(r[2] for r in runs), statistics.median(r[3] for r in runs))
+
+
+def _base_row(ctx, name, raw, n):
+    med = statistics.median(raw)
+    ctx.row("baseline", name, "%.1f MB/s" % med, note="(%s; %.0f MiB each, SHA-256 ok)" % (spread(raw), n / MiB))
+    return med
+
+
+class Client:
+    """A host client of the board's server: a reader thread hashes what arrives into .flow."""
+
+    def __init__(self, addr):
+        self.sock = socket.create_connection(addr, timeout=5)
+        self.sock.settimeout(None)
+        self.flow = None
+        self.stop = False
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        c = self.sock
+        while not self.stop:
+            try:
+                if not select.select([c], [], [], 0.1)[0]:
+                    continue
+                d = c.recv(1 << 20)
+            except (OSError, ValueError):
+                return
+            if not d:
+                return
+            if self.flow is not None:
+                self.flow.add(d)
+
+    def close(self):
+        self.stop = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def parse_ipd_mux(buf, pos, flows, state):
+    """Consume "+IPD,<id>,<len>:<data>" frames from buf[pos:] into flows[id]; return the new
+    pos. state = [payload still owed, the flow it goes to, text found between frames, frames]."""
+    end = len(buf)
+    mv = memoryview(buf)
+    try:
+        while pos < end:
+            need = state[0]
+            if need:
+                take = min(need, end - pos)
+                state[1].add(mv[pos:pos + take])
+                state[0] = need - take
+                pos += take
+                continue
+            i = buf.find(b"+IPD,", pos)
+            if i < 0:
+                return max(pos, end - 4)
+            j = buf.find(b":", i, i + 40)
+            if j < 0:
+                if end - i > 40:
+                    raise AssertionError("bad +IPD header: %r" % bytes(buf[i:i + 40]))
+                return i
+            lid, n = bytes(buf[i + 5:j]).split(b",")
+            flow = flows.get(int(lid))
+            if flow is None:
+                raise AssertionError("+IPD for link %s, which no client of this run has" % lid)
+            state[0], state[1] = int(n), flow
+            state[3] += 1
+            if buf[pos:i].strip(b"\r\n"):
+                state[2].append(bytes(buf[pos:i][:80]))
+            pos = j + 1
+        return pos
+    finally:
+        mv.release()
+
+
+def _fw_server_rx(ctx, clients, per):
+    """The 5 clients send `per` bytes each at once; the host demultiplexes the +IPD frames.
+    Returns (MB/s aggregate, whole, frames, text between frames)."""
+    w = ctx.wire
+    flows, wants, datas = {}, {}, {}
+    for lid in clients:
+        datas[lid], wants[lid] = payload(per, b"srv%d" % lid)
+        flows[lid] = Flow(per)
+    until = time.monotonic() + ctx.run_s
+    go = threading.Event()
+    started = [None]
+
+    def push(lid):
+        go.wait(5)
+        if started[0] is None:
+            started[0] = time.perf_counter()
+        send_all(clients[lid].sock, datas[lid], until + 1)
+
+    threads = [threading.Thread(target=push, args=(lid,), daemon=True) for lid in clients]
+    for t in threads:
+        t.start()
+    state = [0, None, [], 0]
+    buf = w.buf
+    pos = 0
+    go.set()
+    while not all(f.done.is_set() for f in flows.values()):
+        left = until - time.monotonic()
+        if left <= 0:
+            break
+        w.read_some(min(left, 0.1))
+        pos = parse_ipd_mux(buf, pos, flows, state)
+        if pos > 65536:
+            del buf[:pos]
+            pos = 0
+    del buf[:pos]
+    whole = all(f.done.is_set() for f in flows.values())
+    for t in threads:
+        t.join(2)
+    if whole:
+        for lid, f in flows.items():
+            if f.digest() != wants[lid] or f.n != per:
+                raise AssertionError("server +IPD, link %d: SHA-256 mismatch (%d of %d bytes)" % (lid, f.n, per))
+        t_end = max(f.t_last for f in flows.values())
+    else:
+        t_end = time.perf_counter()
+        # Out of time: what the clients still send must not spill into the next run.
+        stop = time.monotonic() + 15
+        while w.quiet(0.3) and time.monotonic() < stop:
+            pass
+    total = sum(f.n for f in flows.values())
+    return mbps(total, t_end - started[0]), whole, state[3], state[2], total
+
+
+def _fw_server_tx(ctx, clients, per, size):
+    """AT+CIPSEND=<id>,<size> round-robin over the clients, `per` bytes each.
+    Returns (MB/s aggregate, whole, sends)."""
+    w = ctx.wire
+    lids = sorted(clients)
+    datas, wants = {}, {}
+    for lid in lids:
+        datas[lid], wants[lid] = payload(per, b"stx%d" % lid)
+        clients[lid].flow = Flow(per)
+    mvs = {lid: memoryview(datas[lid]) for lid in lids}
+    until = time.monotonic() + ctx.run_s
+    sends = 0
+    off = 0
+    t0 = time.perf_counter()
+    while off < per and time.monotonic() < until:
+        n = min(size, per - off)
+        for lid in lids:
+            w.write(b"AT+CIPSEND=%d,%d\r\n" % (lid, n))
+            w.read_until(b">", 5)
+            w.write(mvs[lid][off:off + n])
+            r = w.read_until(FINAL, 5)
+            if not r.endswith(SEND_OK):
+                raise AssertionError("AT+CIPSEND=%d,%d -> %r" % (lid, n, r[-200:]))
+            sends += 1
+        off += n
+    whole = off == per
+    flows = [clients[lid].flow for lid in lids]
+    if whole:
+        for lid in lids:
+            f = clients[lid].flow
+            if not f.done.wait(10):
+                raise Timeout("client of link %d got %d of %d bytes" % (lid, f.n, per))
+            if f.digest() != wants[lid]:
+                raise AssertionError("client of link %d: SHA-256 mismatch" % lid)
+        t_end = max(f.t_last for f in flows)
+        total = per * len(lids)
+    else:
+        t_end = time.perf_counter()
+        total = off * len(lids)
+    for lid in lids:
+        clients[lid].flow = None
+    return mbps(total, t_end - t0), whole, sends
+
+
+def bench_server(ctx):
+    """Server, 5 clients (CIPMUX=1): +IPD from all, CIPSEND=<id>,2048 round-robin; ceilings: raw copies, minimal loop."""
+    w = ctx.wire
+    k = SERVER_CLIENTS
+    per_rx = ctx.args.bytes // k
+    per_tx = ctx.args.send_bytes // k
+    reps = ctx.args.reps
+    copy = ctx.baseline(BaseCopy)
+    proto = ctx.baseline(BaseCipsend)
+    if ctx.args.port:  # a real board: its own address, from AT+CIPSTA?
+        m = re.search(rb'\+CIPSTA:ip:"([^"]+)"', w.ok("AT+CIPSTA?"))
+        board = m.group(1).decode()
+        port = 3333
+    else:  # the virtual board listens on this host
+        board = ctx.host
+        port = free_port(ctx.host)
+    w.ok("AT+CIPMUX=1")
+    w.ok("AT+CIPSERVER=1,%d" % port)
+    clients = {}
+    opened = []
+    try:
+        for _ in range(k):
+            c = Client((board, port))
+            opened.append(c)
+            r = w.read_until(re.compile(rb"(\d),CONNECT\r\n"), 5)
+            lid = int(re.search(rb"(\d),CONNECT\r\n$", r).group(1))
+            if lid in clients:
+                raise AssertionError("two clients on link %d" % lid)
+            clients[lid] = c
+        w.quiet(0.05)
+        raw_dn, raw_up, rx, tx = [], [], [], []
+        for _ in range(reps):
+            raw_dn.append(copy.down(per_rx * k))
+            rx.append(_fw_server_rx(ctx, clients, per_rx))
+        mins = []
+        for _ in range(reps):
+            raw_up.append(copy.up(per_tx * k))
+            mins.append(proto.run(2048, per_tx * k))
+            tx.append(_fw_server_tx(ctx, clients, per_tx, 2048))
+        dn = _base_row(ctx, "raw copy TCP->pty (server rx)", raw_dn, per_rx * k)
+        up = _base_row(ctx, "raw copy pty->TCP (server tx)", raw_up, per_tx * k)
+        rate = statistics.median(r[0] for r in rx)
+        note = _rate_note(rx, "%d clients x %.1f MiB" % (k, per_rx / MiB))
+        note = note[:-1] + "; last run %d frames, %.0f B/frame)" % (rx[-1][2], rx[-1][4] / max(1, rx[-1][2]))
+        junk = [j for r in rx for j in r[3]]
+        if junk:
+            note += " UNEXPECTED text between frames: %r" % junk[:3]
+        ctx.row("server", "server +IPD receive, 5 clients", "%.2f MB/s" % rate, "raw copy %.1f MB/s" % dn,
+                "%.1f%%" % (100 * rate / dn), note)
+        p = statistics.median(r[0] for r in mins)
+        ctx.row("baseline", "minimal CIPSEND loop 2048B (server tx)", "%.2f MB/s" % p,
+                note=_cipsend_note(mins, per_tx * k))
+        rate = statistics.median(r[0] for r in tx)
+        note = _rate_note(tx, "%d clients x %.1f MiB" % (k, per_tx / MiB))
+        one = ctx.base.get("cipsend2048")
+        if one:
+            note = note[:-1] + "; one link with CIPMUX=0 earlier in this run: %.2f MB/s)" % one
+        ctx.row("server", "server CIPSEND 2048B round-robin, 5 clients", "%.2f MB/s" % rate,
+                "raw copy %.1f MB/s" % up, "%.1f%%" % (100 * rate / up), note)
+        ctx.row("server", "server CIPSEND 2048B round-robin vs minimal loop", "%.2f MB/s" % rate,
+                "minimal CIPSEND loop %.2f MB/s" % p, "%.0f%%" % (100 * rate / p))
+    finally:
+        w.write(b"AT+CIPSERVER=0,1\r\n")
+        try:
+            w.read_until(FINAL, 10)
+        finally:
+            for c in opened:
+                c.close()
+            w.quiet(0.2)
+            w.ok("AT+CIPMUX=0")
+
+
+RECVDATA_ANSWER = re.compile(rb"\r\nERROR\r\n|\+CIPRECVDATA:(\d+),")
+
+
+def recvdata_drain(w, cmd, flow, until, notice=None):
+    """Read flow.total bytes with `cmd` (AT+CIPRECVDATA=...) as a host would: read while
+    data is there; when the answer is ERROR (nothing buffered), wait for the next
+    `notice` (+IPD,<id>,<len>) unless one came already. Returns (reads, empty reads)."""
+    reads = empty = 0
+    while not flow.done.is_set():
+        left = until - time.monotonic()
+        if left <= 0:
+            break
+        w.write(cmd)
+        r = w.read_until(RECVDATA_ANSWER, 5)
+        if r.endswith(b"ERROR\r\n"):
+            empty += 1
+            if notice is not None and not notice.search(r):
+                w.read_until(notice, max(0.1, until - time.monotonic()))
+            continue
+        k = int(RECVDATA_ANSWER.search(r).group(1))
+        flow.add(w.read_exactly(k, 5))
+        w.read_until(OK, 5)
+        reads += 1
+    return reads, empty
+
+
+def _fw_passive(ctx, n, chunk):
+    """One passive run: link 0 in passive mode (CIPMUX=1), the peer sends n bytes, the host reads them
+    with AT+CIPRECVDATA=0,<chunk>. Returns (MB/s, whole, reads, empty reads)."""
+    w = ctx.wire
+    data, want = payload(n, b"passive")
+    go = threading.Event()
+    started = [None]
+
+    def source(c, srv):
+        if go.wait(ctx.run_s + 5):
+            started[0] = time.perf_counter()
+            send_all(c, data, time.monotonic() + ctx.run_s + 2)
+        _hold(c, srv)
+
+    srv = TcpServer(ctx.host, source)
+    try:
+        w.ok('AT+CIPSTART=0,"TCP","%s",%d' % (ctx.host, srv.port), timeout=10)
+        srv.wait_conn(5)
+        w.quiet(0.05)
+        flow = Flow(n)
+        until = time.monotonic() + ctx.run_s
+        go.set()
+        reads, empty = recvdata_drain(w, b"AT+CIPRECVDATA=0,%d\r\n" % chunk, flow, until,
+                                      re.compile(rb"\+IPD,0,\d+\r\n"))
+        whole = flow.done.is_set()
+        if whole and flow.digest() != want:
+            raise AssertionError("passive receive: SHA-256 mismatch")
+        t_end = flow.t_last if whole else time.perf_counter()
+        r = w.cmd("AT+CIPCLOSE=0", 10)
+        if not r.endswith(OK):
+            raise AssertionError("AT+CIPCLOSE=0 -> %r" % r[-200:])
+        w.quiet(0.05)
+        return mbps(flow.n, t_end - (started[0] or t_end)), whole, reads, empty
+    finally:
+        srv.close()
+
+
+def bench_passive(ctx):
+    """Passive receive (CIPRECVTYPE=0,1; CIPRECVDATA=0,2048); ceilings: raw TCP->pty copy, minimal CIPRECVDATA loop."""
+    w = ctx.wire
+    n = ctx.args.send_bytes
+    copy = ctx.baseline(BaseCopy)
+    proto = ctx.baseline(BaseRecvdata)
+    w.ok("AT+CIPMUX=1")
+    w.ok("AT+CIPRECVTYPE=0,1")
+    try:
+        raw, mins, runs = [], [], []
+        for _ in range(ctx.args.reps):
+            raw.append(copy.down(n))
+            mins.append(proto.run(n, 2048))
+            runs.append(_fw_passive(ctx, n, 2048))
+        dn = _base_row(ctx, "raw copy TCP->pty (passive)", raw, n)
+        p = statistics.median(r[0] for r in mins)
+        ctx.row("baseline", "minimal CIPRECVDATA loop 2048B", "%.2f MB/s" % p, note=_rate_note(mins, _mib(n)))
+        rate = statistics.median(r[0] for r in runs)
+        per_read = statistics.median(2048 / (r[0] * 1e6) * 1000 for r in runs)
+        note = _rate_note(runs, _mib(n))[:-1] + "; %.3f ms per 2048-byte read; last run %d reads, %d answered ERROR)" % (
+            per_read, runs[-1][2], runs[-1][3])
+        ctx.row("passive", "passive receive, CIPRECVDATA 2048B", "%.2f MB/s" % rate, "raw copy %.1f MB/s" % dn,
+                "%.1f%%" % (100 * rate / dn), note)
+        ctx.row("passive", "passive receive vs minimal loop", "%.2f MB/s" % rate,
+                "minimal CIPRECVDATA loop %.2f MB/s" % p, "%.0f%%" % (100 * rate / p))
+    finally:
+        w.ok("AT+CIPRECVTYPE=0,0")
+        w.ok("AT+CIPMUX=0")
+
+
+def _fw_sendl(ctx, sink, n):
+    """One AT+CIPSENDL=<n> run into a fresh CIPMUX=0 link: a thread writes, this one reads the
+    reports. Returns (MB/s, whole, reports, seconds to SEND OK)."""
+    w = ctx.wire
+    data, want = payload(n, b"sendl")
+    flow = sink.flow = Flow(n)
+    w.ok('AT+CIPSTART="TCP","%s",%d' % (ctx.host, sink.port), timeout=10)
+    w.write(b"AT+CIPSENDL=%d\r\n" % n)
+    r = w.read_until(b">", 5)
+    if r != b"\r\nOK\r\n\r\n>":
+        raise AssertionError("AT+CIPSENDL -> %r" % r)
+    stop = threading.Event()
+    err = []
+    t0 = time.perf_counter()
+
+    def writer():
+        try:
+            w.write(data, 10, stop=stop)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            err.append(e)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    end = re.compile(rb"\r\n(SEND OK|SEND FAIL|SEND CANCELLED)\r\n")
+    whole = True
+    try:
+        r = w.read_until(end, ctx.run_s + 1)
+    except Timeout:
+        whole = False
+        stop.set()
+        t.join(5)
+        plus(w)
+        r = w.read_until(end, 10)
+    t_ok = time.perf_counter() - t0
+    t.join(5)
+    if err:
+        raise err[0]
+    reports = [(int(a), int(b)) for a, b in re.findall(rb"\+CIPSENDL:(\d+),(\d+)\r\n", r)]
+    if whole:
+        if not r.endswith(SEND_OK):
+            raise AssertionError("AT+CIPSENDL=%d ended %r" % (n, r[-200:]))
+        if not reports or reports[-1][0] != n or any(s > g for s, g in reports):
+            raise AssertionError("AT+CIPSENDL reports: %r" % reports)
+        if not flow.done.wait(10):
+            raise Timeout("the sink got %d of %d bytes" % (flow.n, n))
+        if flow.digest() != want:
+            raise AssertionError("AT+CIPSENDL: SHA-256 mismatch at the sink")
+        rate = mbps(n, flow.t_last - t0)
+    else:
+        rate = mbps(flow.n, (flow.t_last or time.perf_counter()) - t0)
+    w.ok("AT+CIPCLOSE", timeout=5)
+    w.quiet(0.05)
+    return rate, whole, len(reports), t_ok
+
+
+def bench_sendl(ctx):
+    """AT+CIPSENDL into a local TCP sink (CIPMUX=0, AT+CIPSENDLCFG=1048576); ceiling: the raw pty->TCP copy."""
+    w = ctx.wire
+    n = ctx.args.bytes
+    copy = ctx.baseline(BaseCopy)
+    sink = Sink(ctx.host)
+    w.ok("AT+CIPMUX=0")
+    w.ok("AT+CIPSENDLCFG=1048576")
+    try:
+        raw, runs = [], []
+        for _ in range(ctx.args.reps):
+            raw.append(copy.up(n))
+            runs.append(_fw_sendl(ctx, sink, n))
+        up = _base_row(ctx, "raw copy pty->TCP (sendl)", raw, n)
+        rate = statistics.median(r[0] for r in runs)
+        note = _rate_note(runs, _mib(n))[:-1] + "; %d +CIPSENDL reports per run)" % runs[-1][2]
+        ctx.row("sendl", "CIPSENDL", "%.2f MB/s" % rate, "raw copy %.1f MB/s" % up,
+                "%.1f%%" % (100 * rate / up), note)
+    finally:
+        sink.close()
+        w.ok("AT+CIPSENDLCFG=1024,2920")
+
+
+def _enter(w, ctx, port):
+    r = w.cmd('AT+CIPSTART="TCP","%s",%d' % (ctx.host, port), 10)
+    if r != b"CONNECT\r\n\r\nOK\r\n":
+        raise AssertionError("AT+CIPSTART (passthrough) -> %r" % r)
+    _resume(w)
+
+
+def _resume(w):
+    w.write(b"AT+CIPSEND\r\n")
+    r = w.read_until(b">", 5)
+    if r != b"\r\nOK\r\n\r\n>":
+        raise AssertionError("AT+CIPSEND (passthrough) -> %r" % r)
+
+
+def _tty_speed(w):
+    """The pty's termios speed after pyserial opened it at --baud (None if unknown)."""
+    try:
+        import termios
+        ispeed = termios.tcgetattr(w.fd)[5]
+        names = {getattr(termios, "B%d" % b): b for b in (9600, 115200, 230400, 460800, 921600, 2000000)
+                 if hasattr(termios, "B%d" % b)}
+        return names.get(ispeed, ispeed)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def bench_passthrough(ctx):
+    """Passthrough (CIPMODE=1): throughput both ways, 1-byte latency at TRANSINTVL=0 and 20; ceiling: the raw copy loop."""
+    w = ctx.wire
+    n = ctx.args.bytes
+    reps = ctx.args.reps
+    copy = ctx.baseline(BaseCopy)
+    peer = JobPeer(ctx.host)
+    inside = False
+    w.ok("AT+CIPMUX=0")
+    w.ok("AT+CIPMODE=1")
+    try:
+        w.ok("AT+TRANSINTVL=20")  # the default, for the throughput runs
+        _enter(w, ctx, peer.port)
+        inside = True
+        peer.srv.wait_conn(5)
+        secs = ctx.run_s * 2
+        # All but the last packet: the last (< 2,920 bytes) waits for the packing interval.
+        mark = n - 2920
+        b_up, f_up, b_dn, f_dn = [], [], [], []
+        for _ in range(reps):
+            b_up.append(copy.up(n))
+            f_up.append(pipe_up(w, peer, n, secs, b"pt-up", mark))
+        for _ in range(reps):
+            b_dn.append(copy.down(n))
+            f_dn.append(pipe_down(w, peer, n, secs, b"pt-down"))
+        up = _base_row(ctx, "raw copy pty->TCP (passthrough)", b_up, n)
+        dn = _base_row(ctx, "raw copy TCP->pty (passthrough)", b_dn, n)
+        fu = statistics.median(r[0] for r in f_up)
+        marks = [r[2] for r in f_up if r[2]]
+        fm = statistics.median(marks) if len(marks) == len(f_up) else None
+        note = _rate_note(f_up, _mib(n))
+        if fm and abs(fm - fu) > 0.01 * fu:
+            # The last packet may wait for the packing interval; show the rate without it too.
+            note = note[:-1] + "; all but the last 2,920 B: %.2f MB/s)" % fm
+        ctx.row("passthrough", "passthrough UART->peer", "%.2f MB/s" % fu, "raw copy %.1f MB/s" % up,
+                "%.1f%%" % (100 * fu / up), note)
+        fd = statistics.median(r[0] for r in f_dn)
+        ctx.row("passthrough", "passthrough peer->UART", "%.2f MB/s" % fd, "raw copy %.1f MB/s" % dn,
+                "%.1f%%" % (100 * fd / dn), _rate_note(f_dn, _mib(n)))
+        plus(w)
+        inside = False
+
+        # Latency of one byte UART -> peer, blocks of 50 alternating with the baseline copy loop.
+        block = 50
+        every = []
+        for intvl in (0, 20):
+            # p99 of 200 is the third-worst sample: time five times as many where they are cheap.
+            k = ctx.args.packets * (5 if intvl == 0 else 1)
+            w.ok("AT+TRANSINTVL=%d" % intvl)
+            _resume(w)
+            inside = True
+            base, fw = [], []
+            for _ in range((k + block - 1) // block):
+                base += copy.latency(block)
+                fw += latency_up(w, peer, block)
+            plus(w)
+            inside = False
+            every += base
+            med, p99 = stats_ms(fw)
+            bmed, bp99 = stats_ms(base)
+            ctx.row("passthrough", "passthrough 1 B UART->peer, TRANSINTVL=%d, median" % intvl, "%.3f ms" % med,
+                    "copy loop %.3f ms" % bmed, "%.1fx" % (med / bmed),
+                    "(%d packets%s)" % (len(fw), "; the packing interval dominates" if intvl else ""))
+            ctx.row("passthrough", "passthrough 1 B UART->peer, TRANSINTVL=%d, p99" % intvl, "%.3f ms" % p99,
+                    "copy loop %.3f ms" % bp99, "%.1fx" % (p99 / bp99))
+        bmed, bp99 = stats_ms(every)
+        ctx.row("baseline", "copy loop 1 B pty->TCP median", "%.3f ms" % bmed,
+                note="(p99 %.3f ms, %d packets in blocks of %d alternating with the firmware's)" % (
+                    bp99, len(every), block))
+        w.ok("AT+TRANSINTVL=20")
+
+        # A real ESP32's ceiling is the UART line: what the firmware sustains here, against line rates.
+        for baud in BAUDS:
+            line = baud / 10  # 8N1: 10 bits a byte
+            ctx.row("passthrough", "passthrough up / down vs a %s-baud line (%s B/s)" % (
+                    format(baud, ","), format(int(line), ",")),
+                    "%.2f / %.2f MB/s" % (fu, fd), "line %.3f MB/s" % (line / 1e6),
+                    "%sx / %sx the line" % (format(int(fu * 1e6 / line), ","), format(int(fd * 1e6 / line), ",")))
+        speed = _tty_speed(w)
+        if ctx.args.port:
+            print("  (a real port at %d baud: the line rate bounds the throughput above)" % ctx.args.baud)
+        else:
+            print("  (virtual board: a pty ignores its baud rate. pyserial set it to %d baud%s, yet bytes move at"
+                  " tens of MB/s: the throughput is what the firmware could sustain, not a UART's rate)"
+                  % (ctx.args.baud, " (termios reads back B%s)" % speed if speed else ""))
+    finally:
+        if inside:
+            plus(w)
+        w.quiet(0.1)
+        try:
+            w.ok("AT+CIPMODE=0")
+            w.ok("AT+CIPCLOSE", timeout=5)
+            w.ok("AT+TRANSINTVL=20")
+        finally:
+            w.quiet(0.1)
+            peer.close()
+
+
+# (name, function, needs the board). Later sections (SSL ...) go here; the board's
+# sections run after "setup".
 SECTIONS = [
     ("machine", bench_machine, False),
     ("setup", bench_setup, True),
@@ -885,6 +1633,10 @@ SECTIONS = [
     ("cipsend", bench_cipsend, True),
     ("ipd", bench_ipd, True),
     ("heap", bench_heap, True),
+    ("server", bench_server, True),
+    ("passive", bench_passive, True),
+    ("sendl", bench_sendl, True),
+    ("passthrough", bench_passthrough, True),
 ]
 
 
@@ -905,11 +1657,18 @@ def _recover(ctx):
     if ctx.wire is None:
         return
     try:
-        ctx.wire.quiet(0.5)
-        ctx.wire.write(b"AT+CIPCLOSE=5\r\n")
-        ctx.wire.quiet(0.3)
-        ctx.wire.write(b"AT+CIPCLOSE\r\nAT+CIPMUX=0\r\n")
-        ctx.wire.quiet(0.3)
+        w = ctx.wire
+        w.quiet(0.5)
+        plus(w)  # leaves passthrough or an AT+CIPSENDL; "\r\n" ends a stray partial line
+        w.write(b"\r\n")
+        w.quiet(0.3)
+        w.write(b"AT+CIPMODE=0\r\nAT+CIPSERVER=0,1\r\n")
+        w.quiet(0.3)
+        w.write(b"AT+CIPCLOSE=5\r\nAT+CIPRECVTYPE=5,0\r\n")
+        w.quiet(0.3)
+        w.write(b"AT+CIPCLOSE\r\nAT+CIPMUX=0\r\nAT+TRANSINTVL=20\r\n"
+                b"AT+CIPSENDLCFG=1024,2920\r\n")
+        w.quiet(0.3)
     except Exception:
         pass
 
@@ -928,12 +1687,16 @@ def main(argv=None):
     p.add_argument("--heap", default=None, help="the virtual board's heap (default: the launcher's)")
     p.add_argument("--count", type=int, default=1000, help="AT commands timed on each side (default 1000)")
     p.add_argument("--bytes", type=int, default=16 * MiB,
-                   help="bytes per copy and +IPD run (default 16 MiB)")
+                   help="bytes per copy, +IPD, server receive (all clients), CIPSENDL and passthrough run "
+                        "(default 16 MiB)")
     p.add_argument("--send-bytes", type=int, default=8 * MiB,
-                   help="bytes per CIPSEND run, firmware and minimal loop (default 8 MiB)")
+                   help="bytes per CIPSEND run (firmware and minimal loop), server send (all clients) "
+                        "and passive run (default 8 MiB)")
     p.add_argument("--reps", type=int, default=5, help="runs per throughput figure; the median is shown")
     p.add_argument("--seconds", type=float, default=10.0,
                    help="time limit of all the runs of one throughput figure on one side (default 10)")
+    p.add_argument("--packets", type=int, default=200,
+                   help="1-byte packets timed at AT+TRANSINTVL=20 (default 200; five times as many at 0)")
     p.add_argument("--only", default="", help="comma-separated section names (machine and setup always run)")
     args = p.parse_args(argv)
     only = set(filter(None, args.only.split(",")))

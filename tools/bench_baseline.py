@@ -6,12 +6,18 @@
 #       answers every line with "\r\nOK\r\n" (the AT -> OK round trip)
 #   micropython -X heapsize=110k tools/bench_baseline.py copy HOST PORT
 #       connects to HOST:PORT and copies pty -> socket and socket -> pty
-#       (select.poll, readinto a 16 KiB buffer, write it out)
+#       (select.poll, readinto a 16 KiB buffer, write it out); tools/bench.py
+#       also times single bytes through it (the passthrough latency ceiling)
 #   micropython -X heapsize=110k tools/bench_baseline.py cipsend HOST PORT
 #       the least AT+CIPSEND can cost: connects to HOST:PORT, answers
 #       "AT+CIPSEND=<n>" with OK and ">", streams the next n bytes into the
 #       socket, then writes "Recv <n> bytes" and "SEND OK" in one piece; any other
-#       line gets OK
+#       line gets OK ("AT+CIPSEND=<id>,<n>" works too: the id is ignored)
+#   micropython -X heapsize=110k tools/bench_baseline.py recvdata HOST PORT
+#       the least AT+CIPRECVDATA can cost: connects to HOST:PORT, answers
+#       "AT+CIPRECVDATA=[<id>,]<len>" with "+CIPRECVDATA:<k>,<data>\r\n\r\nOK\r\n"
+#       in one write, reading up to <len> bytes from the socket straight after
+#       the header (waiting up to 1 s for some); any other line gets OK
 #
 # It exits when the host closes the socket (copy), when a write fails, or after
 # 120 s with no input; tools/bench.py terminates it when done.
@@ -168,8 +174,67 @@ def cipsend_loop(host, port):
             if i < 0:
                 continue
             if line.startswith(b"AT+CIPSEND="):
-                need = total = int(line[11:])
+                need = total = int(line[line.rfind(b",") + 1:] if b"," in line else line[11:])
                 write_all(uout, b"\r\nOK\r\n\r\n>", uoutp)
+            else:
+                write_all(uout, b"\r\nOK\r\n", uoutp)
+            line = bytearray()
+
+
+def recvdata_loop(host, port):
+    s = _connect(host, port)
+    buf = bytearray(256)
+    mv = memoryview(buf)
+    data = bytearray(BUF + 64)
+    dmv = memoryview(data)
+    head = 32  # room for the header right before the data: one write per answer
+    line = bytearray()
+    p = select.poll()
+    p.register(uin, POLLIN)
+    sin = select.poll()
+    sin.register(s, POLLIN)
+    uoutp = select.poll()
+    uoutp.register(uout, POLLOUT)
+    last = time.ticks_ms()
+    while True:
+        if not p.poll(1000):
+            if time.ticks_diff(time.ticks_ms(), last) > IDLE_MS:
+                return
+            continue
+        try:
+            n = uin.readinto(buf)
+        except OSError:
+            n = None
+        if not n:
+            continue
+        last = time.ticks_ms()
+        pos = 0
+        while pos < n:
+            i = buf.find(b"\n", pos, n)
+            stop = n if i < 0 else i + 1
+            line.extend(mv[pos:stop])
+            pos = stop
+            if i < 0:
+                continue
+            if line.startswith(b"AT+CIPRECVDATA="):
+                want = min(BUF, int(line[line.rfind(b",") + 1:] if b"," in line else line[15:]))
+                k = None
+                for _ in range(2):
+                    try:
+                        k = s.readinto(dmv[head:head + want])
+                    except OSError:
+                        k = None
+                    if k is not None:
+                        break
+                    sin.poll(1000)
+                if k:
+                    hdr = b"+CIPRECVDATA:%d," % k
+                    start = head - len(hdr)
+                    data[start:head] = hdr
+                    data[head + k:head + k + 8] = b"\r\n\r\nOK\r\n"
+                    write_all(uout, dmv[start:head + k + 8], uoutp)
+                else:
+                    write_all(uout, b"\r\nERROR\r\n", uoutp)
             else:
                 write_all(uout, b"\r\nOK\r\n", uoutp)
             line = bytearray()
@@ -181,6 +246,8 @@ def main():
         copy_loop(sys.argv[2], int(sys.argv[3]))
     elif mode == "cipsend":
         cipsend_loop(sys.argv[2], int(sys.argv[3]))
+    elif mode == "recvdata":
+        recvdata_loop(sys.argv[2], int(sys.argv[3]))
     else:
         at_loop()
 
