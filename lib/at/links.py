@@ -557,8 +557,7 @@ class Net:
             self.at.write('+CIPRECVDATA:%d,"%s",%d,' % (n, ip, port))
         else:
             self.at.write("+CIPRECVDATA:%d," % n)
-        self.out.write(memoryview(b.buf)[b.s:b.s + n])
-        self.out.write(b"\r\n")
+        self.out.write(memoryview(b.buf)[b.s:b.s + n])  # the caller ends it with CR LF
         b.take(n)
         link.notified = False
         link.last = time.ticks_ms()

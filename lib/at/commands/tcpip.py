@@ -357,6 +357,7 @@ def s_ciprecvdata(at, a):
     if link.rxb is None or not net.recvdata(link, n, whole):
         raise fail(EXEC_FAIL)
     at.then(lambda: net.after_read(link))
+    return b"\r\n\r\nOK\r\n"  # the data's CR LF and OK in one write
 
 
 def q_ciprecvlen(at):
