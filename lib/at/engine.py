@@ -12,6 +12,7 @@ from at import parse
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy only; MicroPython never runs this
     from typing import Any
+from at.task import Waits
 from at.errors import ATError, code, COMMON, NO_TERMINATOR, UNSUPPORTED, OP_ERROR, EXEC_FAIL, PROCESSING
 
 OK = b"\r\nOK\r\n"
@@ -42,7 +43,7 @@ DATA = _Data()
 STREAM = _Data()
 
 
-class Engine:
+class Engine(Waits):
     def __init__(self, loop, out, log=None):
         self.loop = loop
         self.out = out
@@ -57,9 +58,6 @@ class Engine:
         self.echo = True
         self.syslog = 0
         self.task: "Any" = None
-        self._timer: "Any" = None
-        self._waitobj = None
-        self._waitslot = 0
         self._after = None
         self.line = bytearray()
         self._over = False
@@ -298,39 +296,8 @@ class Engine:
             self.sink = self._collect
         elif w is STREAM:
             self.sink = self._stream
-        elif isinstance(w, int):
-            self._timer = self.loop.later(w, self._timeout)
         else:
-            obj, mask, ms = w
-            self._waitobj = obj
-            self._waitslot = mask
-            if mask == _IN:
-                self.loop.on_read(obj, self._ready)
-            else:
-                self.loop.on_write(obj, self._ready)
-            if ms is not None and ms >= 0:
-                self._timer = self.loop.later(ms, self._timeout)
-
-    def _unwait(self):
-        if self._timer is not None:
-            self.loop.cancel(self._timer)
-            self._timer = None
-        obj = self._waitobj
-        if obj is not None:
-            self._waitobj = None
-            if self._waitslot == _IN:
-                self.loop.on_read(obj, None)
-            else:
-                self.loop.on_write(obj, None)
-
-    def _ready(self, obj, ev):
-        self._unwait()
-        self._step(ev)
-
-    def _timeout(self):
-        self._timer = None
-        self._unwait()
-        self._step(0)
+            self._wait(w)
 
     def cancel_task(self):
         """Drop the running command (e.g. its link went away); no result is printed."""

@@ -390,7 +390,7 @@ class Net:
             except OSError:
                 pass
         link.rxb = None
-        if self.at._waitobj is link.sock:
+        if self.at.waiting_on(link.sock):
             # A command waits on this socket (a send): wake it so it fails now.
             self.at._ready(link.sock, 0x08)
         if report:

@@ -1,29 +1,20 @@
-# A background job written as a generator, driven by the loop outside the
-# command engine (passthrough reconnects, a saved link at boot, ...). It yields
-# what it waits for, as command handlers do: ms (int), or (obj, mask, ms) from
-# at.readable()/at.writable(). done(result, error) is called once at the end.
+# Generators that wait. A command handler (run by the engine) or a background
+# job (a Task: passthrough reconnects, SNTP, a saved link at boot) is a
+# generator that yields what it waits for: ms (int), or (obj, mask, ms) from
+# at.readable()/at.writable(). Waits is the one piece of code that turns such a
+# yield into loop registrations and resumes the generator with the poll event
+# (0 on timeout).
 _IN = 1
 
 
-class Task:
-    def __init__(self, loop, gen, done=None):
-        self.loop = loop
-        self.gen = gen
-        self.done = done
-        self._timer = None
-        self._obj = None
-        self._mask = 0
-        self._step(None)
+class Waits:
+    """Mixin: needs self.loop and a self._step(value) that resumes the generator."""
 
-    def _step(self, val):
-        try:
-            w = self.gen.send(val)
-        except StopIteration as e:
-            self._end(getattr(e, "value", None), None)
-            return
-        except Exception as e:
-            self._end(None, e)
-            return
+    _timer = None
+    _obj = None
+    _mask = 0
+
+    def _wait(self, w):
         if isinstance(w, int):
             self._timer = self.loop.later(w, self._timeout)
             return
@@ -35,6 +26,9 @@ class Task:
             self.loop.on_write(obj, self._ready)
         if ms is not None and ms >= 0:
             self._timer = self.loop.later(ms, self._timeout)
+
+    def waiting_on(self, obj):
+        return obj is not None and self._obj is obj
 
     def _unwait(self):
         if self._timer is not None:
@@ -56,6 +50,27 @@ class Task:
         self._timer = None
         self._unwait()
         self._step(0)
+
+
+class Task(Waits):
+    """A background generator; done(result, error) is called once at the end."""
+
+    def __init__(self, loop, gen, done=None):
+        self.loop = loop
+        self.gen = gen
+        self.done = done
+        self._step(None)
+
+    def _step(self, val):
+        try:
+            w = self.gen.send(val)
+        except StopIteration as e:
+            self._end(getattr(e, "value", None), None)
+            return
+        except Exception as e:
+            self._end(None, e)
+            return
+        self._wait(w)
 
     def _end(self, result, err):
         self.gen = None
