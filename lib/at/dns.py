@@ -163,13 +163,13 @@ def lookup(at, name, prefer=1, timeout_ms=0):
     """Generator: the addresses of name. prefer as AT+CIPDOMAIN's <ip network>:
     1 IPv4 first (then IPv6), 2 IPv4 only, 3 IPv6 only. ERROR if none."""
     order = (AAAA,) if prefer == 3 else ((A,) if prefer == 2 else (A, AAAA))
+    deadline = time.ticks_add(time.ticks_ms(), timeout_ms or DEFAULT_MS)  # for the whole lookup
     for qtype in order:
         lit = literal(name, qtype)
         if lit is not None:
             if lit:
                 return lit
             continue
-        deadline = time.ticks_add(time.ticks_ms(), timeout_ms or DEFAULT_MS)
         srv = servers(at)
         done = False
         for attempt in range(2):  # every server in turn, twice

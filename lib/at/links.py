@@ -180,15 +180,16 @@ class Net:
                     raise fail(EXEC_FAIL, 0, errno=errno_of(e))
 
     def resolve(self, host, port, v6=False):
-        """Generator: (family, sockaddr) for host through the resolver (at/dns.py)."""
+        """Generator: (family, sockaddr, ip) for host through the resolver (at/dns.py)."""
         ips = yield from dns.lookup(self.at, host, 3 if v6 else 2)
         fam = socket.AF_INET6 if v6 else socket.AF_INET
-        return fam, socket.getaddrinfo(ips[0], port, fam)[0][-1]
+        return fam, socket.getaddrinfo(ips[0], port, fam)[0][-1], ips[0]
 
     def open(self, lid, typ, host, port, keepalive, local_ip, timeout_ms, lport=0, udp_mode=0, announce=True):
         """Generator: open a TCP or UDP link in slot lid and report CONNECT."""
         v6 = typ.endswith("v6")
-        fam, addr = yield from self.resolve(host, port, v6)
+        fam, addr, ip = yield from self.resolve(host, port, v6)
+        name, host = host, ip  # links report the remote IP (CIPSTATE, +IPD, +LINK_CONN)
         udp = typ[0] == "U"
         s = socket.socket(fam, SOCK_DGRAM if udp else SOCK_STREAM)
         try:
@@ -225,7 +226,7 @@ class Net:
             raise
         ss = None
         if typ[0] == "S":
-            ss = self.handshake(s, lid, host, timeout_ms or HANDSHAKE_MS)
+            ss = self.handshake(s, lid, name, timeout_ms or HANDSHAKE_MS)
         link = Link(lid, typ, s, host, port, lport, 0, ss)
         if udp:
             link.dest = addr

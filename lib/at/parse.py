@@ -89,7 +89,7 @@ _HEX = b"0123456789abcdefABCDEF"
 
 def _int(tok, idx):
     neg = tok[0] == 45  # '-'
-    digits = tok[1:] if neg else tok
+    digits = tok[1:] if neg or tok[0] == 43 else tok  # a leading '+' too ([+|-][hh]mm)
     base = 10
     if digits[:2] in (b"0x", b"0X"):
         # Hexadecimal, as Basic_AT_Commands.rst shows for AT+SYSRAM=0x1800.
