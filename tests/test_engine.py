@@ -115,7 +115,7 @@ def test_wrong_operation_type(slog, line):
     ("AT+CWMODE=x", 0x01050000),
     ("AT+CWMODE=1x", 0x01050000),
     ("AT+CWMODE= 1", 0x01050000),
-    ("AT+CWMODE=+1", 0x01050000),
+    ("AT+CWMODE=+", 0x01050000),  # a sign alone ("+1" is 1: AT+CIPSNTPCFG's [+|-][hh]mm needs it)
     ("AT+CWMODE=1.0", 0x01050000),
     ("AT+CWMODE=-", 0x01050000),
     ("AT+SYSLOG=99999999999", 0x01050000),  # more than 10 digits
