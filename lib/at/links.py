@@ -482,7 +482,15 @@ class Net:
                     return
                 mv = b.tail()
             try:
-                n = link.ss.readinto(mv)
+                if link.tls:
+                    # recv() reads one record (readinto() would read on and swallow
+                    # a close_notify that follows the data, losing the EOF).
+                    d = link.ss.recv(len(mv))
+                    n = None if d is None else len(d)
+                    if n:
+                        mv[:n] = d
+                else:
+                    n = link.ss.readinto(mv)
             except OSError as e:
                 n = 0 if errno_of(e) != EAGAIN else None
             if n is None:

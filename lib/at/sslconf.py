@@ -131,12 +131,16 @@ def client_context(at, lid, host):
             ctx.set_ciphers([SUITES[n] for n in st.ciphers[lid]])
         except (ValueError, OSError, KeyError):
             raise fail(EXEC_FAIL, E_CIPHER)
-    # mbedTLS takes one name for both SNI and the certificate check: when the
-    # certificate is checked it is AT+CIPSSLCCN (or the host), else AT+CIPSSLCSNI.
+    # mbedTLS takes one name for both SNI and the certificate check. When the
+    # certificate is checked, that name is AT+CIPSSLCCN (or the host); an SNI that
+    # differs from it cannot be sent as well: refuse rather than ignore it.
+    sni = st.sni[lid]
     if auth in (2, 3) and not psk:
         name = st.cn[lid] or host
+        if sni and sni != name:
+            raise fail(EXEC_FAIL, E_UNSUPPORTED)
     else:
-        name = st.sni[lid] or (None if is_ip(host) else host)
+        name = sni or (None if is_ip(host) else host)
     return ctx, name
 
 

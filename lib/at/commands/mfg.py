@@ -69,7 +69,7 @@ def s_sysmfg(at, a):
 
 
 def _write(at, ns, key, typ, n):
-    at.write(b">")
+    at.write(b"\r\nOK\r\n\r\n>")
     data = yield at.data(n)
     mfg.write(ns, key, typ, bytes(data))
 

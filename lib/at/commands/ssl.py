@@ -89,11 +89,11 @@ def s_cipsslcalpn(at, a):
 
 def _psk_query(hexform):
     def q(at):
-        tag = "+CIPSSLCPSKHEX" if hexform else "+CIPSSLCPSK"
+        tag = b"+CIPSSLCPSKHEX" if hexform else b"+CIPSSLCPSK"
         for lid in _ids(at):
             p = at.ssl.psk[lid]
-            key = (p[0].hex() if hexform else p[0].decode()) if p else ""
-            at.reply('%s:%d,"%s","%s"' % (tag, lid, key, p[1] if p else ""))
+            key = (p[0].hex().encode() if hexform else p[0]) if p else b""  # bytes as they are
+            at.write(b'%s:%d,"%s","%s"\r\n' % (tag, lid, key, p[1].encode() if p else b""))
     return q
 
 
