@@ -6,13 +6,21 @@
 # (0 on timeout).
 _IN = 1
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy only
+    from typing import Any
+
 
 class Waits:
     """Mixin: needs self.loop and a self._step(value) that resumes the generator."""
 
-    _timer = None
-    _obj = None
+    loop: "Any"
+    _timer: "Any" = None
+    _obj: "Any" = None
     _mask = 0
+
+    def _step(self, val):
+        raise NotImplementedError
 
     def _wait(self, w):
         if isinstance(w, int):
