@@ -390,6 +390,143 @@ def test_radio_connect_error_is_a_failure(tmp_path):
     """, head=RADIO)
 
 
+def test_radio_mode_brings_interfaces_up_and_down(tmp_path):
+    run_mp(tmp_path, """
+        ap = network.WLAN(network.AP_IF)
+        for mode, want in ((2, (False, True)), (3, (True, True)), (0, (False, False)), (1, (True, False))):
+            r.set_mode(mode)
+            assert (sta.active(), ap.active()) == want, (mode, sta.active(), ap.active())
+    """, head=RADIO)
+
+
+def test_radio_scan_in_at_order(tmp_path):
+    run_mp(tmp_path, """
+        network.APS.append({"ssid": "hid", "bssid": b"\\x02\\x00\\x00\\x00\\x00\\x05", "channel": 3,
+                            "rssi": -60, "password": "", "authmode": 0, "hidden": True})
+        got = r.scan()
+        # (ecn, ssid, rssi, mac, channel, pairwise, group, protocol, wps): scan() has no
+        # ciphers, protocol or WPS; hidden APs come with an empty SSID.
+        assert got == [(3, "lab", -42, "24:0a:c4:11:22:33", 6, 7, 7, 0, 0),
+                       (0, "", -60, "02:00:00:00:00:05", 3, 0, 0, 0, 0)], got
+        r.set_mode(2)  # no STA: WLAN.scan() raises
+        try:
+            r.scan()
+        except OSError:
+            pass
+        else:
+            raise AssertionError("scanned without a STA")
+    """, head=RADIO)
+
+
+def test_radio_connect_threshold_and_scan_mode_pick_by_scan(tmp_path):
+    run_mp(tmp_path, """
+        network.APS[:] = [
+            {"ssid": "lab", "bssid": b"\\x02\\x00\\x00\\x00\\x00\\x01", "channel": 1, "rssi": -70,
+             "password": "labpass", "authmode": 3},
+            {"ssid": "lab", "bssid": b"\\x02\\x00\\x00\\x00\\x00\\x02", "channel": 11, "rssi": -40,
+             "password": "labpass", "authmode": 3},
+            {"ssid": "lab", "bssid": b"\\x02\\x00\\x00\\x00\\x00\\x03", "channel": 6, "rssi": -50,
+             "password": "labpass", "authmode": 6}]
+        r.connect("lab", "labpass")  # the defaults: no scan, ESP-IDF's own fast scan
+        assert network.scans == [] and network.connects[-1] == ("lab", "labpass", None)
+        r.connect("lab", "labpass", None, 0, 1)  # all-channel scan: the strongest
+        assert network.connects[-1][2] == b"\\x02\\x00\\x00\\x00\\x00\\x02", network.connects
+        r.connect("lab", "labpass", None, 6, 0)  # WPA3 or better: the first channel with one
+        assert network.connects[-1][2] == b"\\x02\\x00\\x00\\x00\\x00\\x03", network.connects
+        n = len(network.connects)
+        r.connect("lab", "labpass", None, 7, 0)  # none qualifies: not found, nothing joined
+        assert len(network.connects) == n and r.status() == -3
+        assert len(network.scans) == 3
+    """, head=RADIO)
+
+
+def test_radio_station_mac(tmp_path):
+    run_mp(tmp_path, """
+        r.set_mac(0, "1A:FE:35:98:D3:7B")
+        assert network.MACS[network.STA_IF] == b"\\x1a\\xfe\\x35\\x98\\xd3\\x7b"
+        assert r.mac(0) == "1a:fe:35:98:d3:7b" and r.mac(1) == "24:0a:c4:00:00:02"
+        try:
+            r.set_mac(0, "1a:fe:35:98:d3")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a 5-byte MAC")
+    """, head=RADIO)
+
+
+def test_radio_hostname_and_country(tmp_path):
+    run_mp(tmp_path, """
+        assert r.hostname() == "mpy-esp32"
+        r.hostname("espressif")
+        assert network.hostname() == "espressif" and r.hostname() == "espressif"
+        # network.country() only keeps the code: the radio stays on channels 1-11.
+        assert r.set_country(0, "01", 1, 11) is True and network.country() == "01"
+        assert r.set_country(1, "JP", 1, 14) is False and network.country() == "JP"
+        assert r.set_country(1, "CN ", 1, 13) is False and network.country() == "JP"
+    """, head=RADIO)
+
+
+def test_radio_dhcp(tmp_path):
+    run_mp(tmp_path, """
+        assert r.set_dhcp(3) is True and sta.ipconfig("dhcp4") is True
+        assert r.set_dhcp(2) is True and sta.ipconfig("dhcp4") is False
+        assert r.set_dhcp(3) is True and sta.ipconfig("dhcp4") is True
+        # The soft-AP's DHCP server cannot be stopped from MicroPython.
+        assert r.set_dhcp(1) is False and r.set_dhcp(0) is False
+        assert sta.ipconfig("dhcp4") is True
+    """, head=RADIO)
+
+
+def test_radio_power_management(tmp_path):
+    run_mp(tmp_path, """
+        W = network.WLAN
+        for mode, pm in ((0, W.PM_NONE), (1, W.PM_PERFORMANCE), (3, W.PM_POWERSAVE)):
+            assert r.set_pm(mode) is True and sta.config("pm") == pm, mode
+        assert r.set_pm(2) is False and sta.config("pm") == W.PM_POWERSAVE  # no light sleep
+    """, head=RADIO)
+
+
+def test_radio_softap_config_and_stations(tmp_path):
+    run_mp(tmp_path, """
+        ap = network.WLAN(network.AP_IF)
+        r.set_mode(3)
+        assert r.softap("ESP", "1234567890", 5, 3, 6, 1) is True
+        assert (ap.config("ssid"), ap.config("channel"), ap.config("security"), ap.config("max_clients"),
+                ap.config("hidden")) == ("ESP", 5, 3, 6, True)
+        assert network._ap["key"] == "1234567890"
+        assert r.stations() == []
+        network.STATIONS[:] = [(b"\\x1a\\x00\\x00\\x00\\x00\\x07", "192.168.4.2"),
+                               (b"\\x1a\\x00\\x00\\x00\\x00\\x08", None)]
+        assert r.stations() == [("192.168.4.2", "1a:00:00:00:00:07"), ("0.0.0.0", "1a:00:00:00:00:08")]
+        r.set_mode(1)
+        assert r.stations() == []  # no soft-AP: nobody
+    """, head=RADIO)
+
+
+def test_board_deepsleep(tmp_path):
+    run_mp(tmp_path, """
+        slept = []
+
+        def deepsleep(ms=0):
+            slept.append(ms)
+            raise SystemExit(3)  # never returns on a chip
+
+        machine.deepsleep = deepsleep
+        b = Board({"uart_def": [115200, 8, 1, 0, 0]})
+        b.uart.write(b"1500\\r\\n\\r\\nOK\\r\\n")
+        try:
+            b.deepsleep(1500)
+        except SystemExit:
+            pass
+        assert slept == [1500] and uart().calls[-1] == ("flush",) and uart().txdone()
+        try:
+            b.deepsleep(0)  # AT+GSLP=0: restart now, not an endless sleep
+        except SystemExit:
+            pass
+        assert slept == [1500] and machine.resets == [1]
+    """)
+
+
 # -- the rest of the Board ---------------------------------------------------------------------------------
 def test_keepalive_is_never_pretended(tmp_path):
     run_mp(tmp_path, """
@@ -512,6 +649,29 @@ def test_firmware_joins_the_ap(tmp_path):
     """, head=FIRMWARE)
 
 
+def test_firmware_reconnects_after_a_link_loss(tmp_path):
+    # WLAN retries by itself after a beacon timeout; the firmware stops that, says
+    # WIFI DISCONNECT, and reconnects every <reconn_interval> (1 s by default).
+    run_mp(tmp_path, """
+        cmd(b"ATE0\\r\\n")
+        out = cmd(b'AT+CWJAP="lab","labpass"\\r\\n', n=30, ms=20)
+        assert out == b"WIFI CONNECTED\\r\\nWIFI GOT IP\\r\\n\\r\\nOK\\r\\n", out
+        saved = network.APS[:]
+        network.APS[:] = []
+        network.drop()
+        out = cmd(b"", n=5, ms=120)
+        assert out == b"WIFI DISCONNECT\\r\\n", out
+        assert not network._st["requested"]  # WLAN's own retries are stopped
+        assert cmd(b"AT+CWSTATE?\\r\\n") == b'+CWSTATE:3,"lab"\\r\\n\\r\\nOK\\r\\n'
+        out = cmd(b"", n=15, ms=100)
+        assert out == b"" and len(network.connects) == 2, (out, network.connects)  # one attempt, no AP
+        network.APS[:] = saved
+        out = cmd(b"", n=30, ms=100)
+        assert out == b"WIFI CONNECTED\\r\\nWIFI GOT IP\\r\\n", out
+        assert cmd(b"AT+CWSTATE?\\r\\n") == b'+CWSTATE:2,"lab"\\r\\n\\r\\nOK\\r\\n'
+    """, head=FIRMWARE)
+
+
 # -- the real API, as micropython-esp32-stubs describes the ESP32 build --------------------------------
 def _stub(name):
     import ast
@@ -543,6 +703,18 @@ def _class(tree, name):
     return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
 
 
+def _is_wlan(v):
+    """A WLAN object in the port: sta, ap, self.sta, self.ap, a wlan loop variable,
+    (self.ap if ... else self.sta), network.WLAN(...)."""
+    import ast
+
+    if isinstance(v, ast.IfExp):
+        return _is_wlan(v.body) and _is_wlan(v.orelse)
+    return isinstance(v, ast.Attribute) and v.attr in ("sta", "ap") or \
+        isinstance(v, ast.Name) and v.id in ("sta", "ap", "wlan") or \
+        isinstance(v, ast.Call) and getattr(v.func, "attr", None) == "WLAN"
+
+
 def test_esp32_port_uses_only_names_the_esp32_build_has():
     import ast
 
@@ -561,20 +733,25 @@ def test_esp32_port_uses_only_names_the_esp32_build_has():
                 used.add(("machine.UART", node.attr))
             elif isinstance(v, ast.Attribute) and v.attr == "obj":
                 used.add(("UART()", node.attr))
-            elif isinstance(v, ast.Attribute) and v.attr == "sta" or \
-                    isinstance(v, ast.Name) and v.id == "sta" or \
-                    isinstance(v, ast.Call) and getattr(v.func, "attr", None) == "WLAN":
+            elif isinstance(v, ast.Attribute) and (v.value, v.attr) and isinstance(v.value, ast.Name) \
+                    and (v.value.id, v.attr) == ("network", "WLAN"):
+                used.add(("network.WLAN", node.attr))
+            elif _is_wlan(v):
                 used.add(("WLAN()", node.attr))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and node.value.startswith("STAT_"):
             used.add(("network", node.value))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.startswith("PM_"):
+            used.add(("network.WLAN", node.value))  # getattr(network.WLAN, name)
     have = {m: _names(t.body) for m, t in stubs.items()}
     have["machine.UART"] = have["UART()"] = _names(uart.body)
-    have["WLAN()"] = _names(wlan.body)
+    have["WLAN()"] = have["network.WLAN"] = _names(wlan.body)
     missing = sorted("%s.%s" % u for u in used if u[1] not in have[u[0]])
     # STAT_ASSOC_FAIL is deprecated (MICROPY_PREVIEW_VERSION_2 drops it): looked up with hasattr.
     assert missing == [], missing
     assert ("UART()", "flush") in used and ("WLAN()", "scan") in used  # the walk found the calls
+    assert ("WLAN()", "ipconfig") in used and ("network", "hostname") in used and ("machine", "deepsleep") in used
 
     # UART(...) / UART.init(...) keywords: the names machine.UART.__init__ takes.
     init = next(n for n in uart.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
@@ -587,3 +764,17 @@ def test_esp32_port_uses_only_names_the_esp32_build_has():
                         "timeout_char"}
     assert len(uart_keys) == 9 and uart_keys <= params, (uart_keys, params)
     assert {"tx", "rx", "rts", "cts"} <= params
+
+
+# -- the clock ---------------------------------------------------------------------------------------
+def test_rtc_set_and_now(tmp_path):
+    """SNTP's UTC seconds go into machine.RTC().datetime() (Monday = 0); rtc_now()
+    reads 1970-based seconds whatever the port's epoch."""
+    run_mp(tmp_path, """
+        import time
+        b = Board()
+        b.rtc_set(1700000000)  # Tue 2023-11-14 22:13:20 UTC
+        assert machine.RTC().datetime() == (2023, 11, 14, 1, 22, 13, 20, 0), machine.RTC().datetime()
+        now = b.rtc_now()
+        assert abs(now - time.time() - (946684800 if time.gmtime(0)[0] == 2000 else 0)) < 2, now
+    """)

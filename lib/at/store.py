@@ -20,6 +20,11 @@ DEFAULTS = {
     "transintvl": 20,
     "cipdns_on": 0,
     "cipdns": None,
+    "cwreconncfg": [0, 0],  # AT+CWRECONNCFG <interval_second>,<repeat_count> (CWJAP's reconn_interval too)
+    "cwdhcp": 3,  # AT+CWDHCP <state>: bit 0 station DHCP, bit 1 soft-AP DHCP server
+    "cwsap": None,  # AT+CWSAP [ssid, pwd, channel, ecn, max conn, hidden]; None: the chip's default
+    "cipstamac": None,  # AT+CIPSTAMAC "xx:xx:xx:xx:xx:xx"; None: the factory MAC
+    "ota_server": ["", 80, "", 0],  # AT+CIUPDATESRV: host, port, path, ssl port (0: none)
 }
 
 

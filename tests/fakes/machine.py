@@ -233,3 +233,17 @@ def unique_id():
 
 def freq(hz=None):
     return 240000000
+
+
+class RTC:
+    """machine.RTC: datetime() reads, datetime(tuple) sets (year, month, day,
+    weekday, hours, minutes, seconds, subseconds), as ports/esp32/machine_rtc.c."""
+
+    _now = (2000, 1, 1, 5, 0, 0, 0, 0)
+
+    def datetime(self, t=None):
+        if t is None:
+            return RTC._now
+        if len(t) != 8:
+            raise ValueError("requires an 8-tuple")
+        RTC._now = tuple(t)

@@ -9,11 +9,23 @@
 #   next IP, so a new attempt first sees the old one), STAT_IDLE after our own
 #   disconnect (reason ASSOC_LEAVE) or with no activity, STAT_CONNECTING while a
 #   requested connection is retried, else the raw ESP-IDF reason;
-# - status('rssi') raises OSError unless associated; scan() needs an active STA.
+# - status('rssi') raises OSError unless associated; scan() needs an active STA
+#   and reports a hidden AP with an empty SSID (show_hidden);
+# - the soft-AP: config(ssid=, key=, channel=, security=, max_clients=, hidden=)
+#   on AP_IF only (OSError "AP required" elsewhere), queried back except the key
+#   (network_wlan.c has no 'key' query); status('stations') lists STATIONS as
+#   (mac, ip or None) while the AP is active, OSError otherwise;
+# - config(mac=) takes 6 bytes (ValueError else); config(pm=) the PM_* values;
+# - ipconfig(dhcp4=) / ipconfig('dhcp4') on STA_IF only (ValueError "unexpected
+#   key" elsewhere, as network_common.c);
+# - network.hostname() (32 bytes at most, default "mpy-esp32") and
+#   network.country() (two characters, default "XX"), which the ESP32 port only
+#   stores: nothing here applies the country to the radio either.
 #
 # The test script sets the world: APS (the access points in range), DHCP
 # (whether the AP hands out an address), FAIL (a disconnect reason every
-# attempt ends with) and STEPS (status() calls per stage of a join).
+# attempt ends with), STEPS (status() calls per stage of a join) and STATIONS
+# (stations joined to the soft-AP).
 
 STA_IF = 0
 AP_IF = 1
@@ -44,6 +56,14 @@ FAIL = None
 STEPS = 1
 IP = ("192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1")
 MACS = {STA_IF: b"\x24\x0a\xc4\x00\x00\x01", AP_IF: b"\x24\x0a\xc4\x00\x00\x02"}
+STATIONS = []  # [(mac bytes, ip str or None)]
+
+_hostname = "mpy-esp32"  # MICROPY_PY_NETWORK_HOSTNAME_DEFAULT (ports/esp32/mpconfigport.h)
+_country = "XX"  # mod_network_country_code
+_pm = 1  # WIFI_PS_MIN_MODEM, ESP-IDF's default
+_dhcp4 = True
+# The soft-AP's wifi_config_t (ESP-IDF's defaults: ESP_ + the AP MAC's last bytes).
+_ap = {"ssid": "ESP_000002", "key": "", "channel": 1, "security": 0, "max_clients": 4, "hidden": False}
 
 # -- driver state (the statics of network_wlan.c) ----------------------------------------------
 _active = {STA_IF: False, AP_IF: False}
@@ -115,9 +135,37 @@ def drop(reason=STAT_BEACON_TIMEOUT):
     _disconnected(reason)
 
 
+def hostname(*args):
+    global _hostname
+    if not args:
+        return _hostname
+    if len(args[0]) > 32:
+        raise ValueError()
+    _hostname = args[0]
+
+
+def country(*args):
+    global _country
+    if not args:
+        return _country
+    if len(args[0]) != 2:
+        raise ValueError()
+    _country = args[0]
+
+
 class WLAN:
     IF_STA = STA_IF
     IF_AP = AP_IF
+    SEC_OPEN = 0
+    SEC_WEP = 1
+    SEC_WPA = 2
+    SEC_WPA2 = 3
+    SEC_WPA_WPA2 = 4
+    SEC_WPA3 = 6
+    SEC_WPA2_WPA3 = 7
+    PM_NONE = 0
+    PM_PERFORMANCE = 1
+    PM_POWERSAVE = 2
 
     def __init__(self, interface=STA_IF):
         if interface not in (STA_IF, AP_IF):
@@ -173,7 +221,9 @@ class WLAN:
             if param == "stations":
                 if self.if_id != AP_IF:
                     raise OSError("AP required")
-                return []
+                if not _active[AP_IF]:
+                    raise OSError("Wifi Not Started")  # esp_wifi_ap_get_sta_list: ESP_ERR_WIFI_MODE
+                return [(m, ip) for m, ip in STATIONS]
             raise ValueError("unknown status param")
         if self.if_id != STA_IF:
             return None
@@ -199,8 +249,22 @@ class WLAN:
         if not _active[STA_IF]:
             raise OSError("STA must be active")
         scans.append(1)
-        return [(ap["ssid"].encode(), ap["bssid"], ap["channel"], ap["rssi"],
+        return [(b"" if ap.get("hidden") else ap["ssid"].encode(), ap["bssid"], ap["channel"], ap["rssi"],
                  ap.get("authmode", 3), False) for ap in APS]
+
+    def ipconfig(self, *args, **kw):
+        global _dhcp4
+        if self.if_id != STA_IF:
+            raise ValueError("unexpected key")
+        if kw:
+            for k, v in kw.items():
+                if k != "dhcp4":
+                    raise NotImplementedError("the fake sets dhcp4 only")
+                _dhcp4 = bool(v)
+            return None
+        if args[0] == "dhcp4":
+            return _dhcp4
+        raise ValueError("unexpected key")
 
     def ifconfig(self, *args):
         if args:
@@ -212,12 +276,32 @@ class WLAN:
     def config(self, *args, **kw):
         if args and kw:
             raise TypeError("either pos or kw args are allowed")
+        global _pm
         if kw:
+            ap = dict(_ap)
             for k, v in kw.items():
                 if k == "reconnects":
                     _st["conf_reconnects"] = 0 if v == -1 else v + 1
-                elif k not in ("mac", "ssid", "channel", "txpower", "pm", "hostname"):
+                elif k == "mac":
+                    if len(v) != 6:
+                        raise ValueError("invalid buffer length")
+                    MACS[self.if_id] = bytes(v)
+                elif k in ("ssid", "essid", "key", "password", "security", "authmode", "max_clients",
+                           "hidden"):
+                    if self.if_id != AP_IF:
+                        raise OSError("AP required")
+                    k = {"essid": "ssid", "password": "key", "authmode": "security"}.get(k, k)
+                    ap[k] = bool(v) if k == "hidden" else v
+                elif k == "channel":
+                    if self.if_id == AP_IF:
+                        ap["channel"] = v
+                elif k == "pm":
+                    _pm = v
+                elif k == "hostname":
+                    hostname(v)
+                elif k != "txpower":
                     raise ValueError("unknown config param")
+            _ap.update(ap)
             return None
         if len(args) != 1:
             raise TypeError("can query only one param")
@@ -225,8 +309,18 @@ class WLAN:
         if p == "mac":
             return MACS[self.if_id]
         if p in ("ssid", "essid"):
-            return _st["ssid"] if self.if_id == STA_IF else "ESP_AP"
+            return _st["ssid"] if self.if_id == STA_IF else _ap["ssid"]
+        if p in ("hidden", "security", "authmode", "max_clients"):
+            if self.if_id != AP_IF and p != "max_clients":
+                raise OSError("AP required")
+            return _ap[{"authmode": "security"}.get(p, p)]
+        if p == "pm":
+            return _pm
+        if p == "hostname":
+            return _hostname
         if p == "channel":
+            if self.if_id == AP_IF:
+                return _ap["channel"]
             return _st["ap"]["channel"] if _st["ap"] else 1
         if p == "reconnects":
             return _st["conf_reconnects"] - 1

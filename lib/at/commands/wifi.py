@@ -1,9 +1,12 @@
-# The Wi-Fi commands TCP/IP needs first (Wi-Fi_AT_Commands.rst): AT+CWMODE,
-# AT+CWJAP, AT+CWQAP, AT+CWSTATE, AT+CIPSTA?, AT+CWAUTOCONN. The radio itself is
-# the board's (network.WLAN on the ESP32, a simulated AP list on the virtual board).
+# Wi-Fi commands (Wi-Fi_AT_Commands.rst): AT+CWMODE, AT+CWJAP, AT+CWRECONNCFG,
+# AT+CWLAP, AT+CWLAPOPT, AT+CWQAP, AT+CWSTATE, AT+CWSAP, AT+CWLIF, AT+CWDHCP,
+# AT+CWAUTOCONN, AT+CIPSTAMAC, AT+CIPSTA?, AT+CWHOSTNAME, AT+CWCOUNTRY; and the
+# sleep commands of Basic_AT_Commands.rst that depend on the radio, AT+SLEEP and
+# AT+GSLP. The radio itself is the board's (network.WLAN on the ESP32, a simulated
+# AP list on the virtual board).
 import time
 from at import parse
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_LENGTH
 
 # Radio states, as every port's radio.status() reports them.
 IDLE = 0
@@ -16,10 +19,15 @@ FAILED = -4
 
 POLL_MS = 100
 JAP_OPTS = (1, 3, 0, 1)  # defaults of reconn_interval, listen_interval, scan_mode, pmf
+JAP_TIMEOUT = 15
+HOSTNAME = "espressif"  # ESP-IDF's CONFIG_LWIP_LOCAL_HOSTNAME, what ESP-AT reports
+COUNTRY = (0, "01", 1, 11)  # ESP-IDF's default: world-safe, channels 1-11, policy auto
+LAPOPT = (0x7FF, -100, 0xFFFF)  # AT+CWLAPOPT <print mask>,<rssi filter>,<authmode mask>
 
 
 class Wifi:
-    """Watches the radio and prints WIFI CONNECTED / GOT IP / DISCONNECT on changes."""
+    """Watches the radio, prints WIFI CONNECTED / GOT IP / DISCONNECT on changes,
+    and reconnects after a link loss as AT+CWRECONNCFG says."""
 
     def __init__(self, at):
         self.at = at
@@ -28,24 +36,50 @@ class Wifi:
         self.ssid = ""
         self._last = IDLE
         self._timer = None
-        # AT+CWJAP's <reconn_interval>,<listen_interval>,<scan_mode>,<pmf>, which
-        # AT+CWJAP? reports back.
+        # AT+CWJAP's <reconn_interval>,<listen_interval>,<scan_mode>,<pmf>; the first
+        # is AT+CWRECONNCFG's <interval_second>, kept in the settings.
         self.opts = list(JAP_OPTS)
+        self.joining = False  # an AT+CWJAP waits for the result: no reconnects of our own
+        self.target = None  # [ssid, pwd, bssid, threshold, scan_mode, timeout_s]
+        self._retry = None  # timer of the next reconnect attempt
+        self._tries = 0
+        self._deadline = None  # a background attempt (reconnect, power-on) gives up then
+        self.lapopt = list(LAPOPT)
+        self.sleep = 0  # AT+SLEEP
+        self.country = COUNTRY
 
     def has_ip(self):
         return self._last == GOT_IP
 
-    def start(self, ssid, pwd, bssid):
+    def start(self, target, background=False):
+        """Join an AP: target is [ssid, pwd, bssid, threshold, scan_mode, timeout_s].
+        background: not for an AT+CWJAP (power-on, a mode switch), so a failure is
+        retried as AT+CWRECONNCFG says."""
+        self._cancel_retry()
         if self._last in (ASSOCIATED, GOT_IP):
+            had_ip = self._last == GOT_IP
             self.radio.disconnect()
             self._last = IDLE
             self.at.reply("WIFI DISCONNECT")
-        self.ssid = ssid
+            if had_ip:
+                self._down()
+        self.ssid = target[0]
         self.state = 3
-        self.radio.connect(ssid, pwd, bssid)
+        self.target = target
+        self._tries = 0
+        self._attempt(background)
+
+    def _attempt(self, background=True):
+        t = self.target
+        if t is None:
+            return
+        self._deadline = time.ticks_add(time.ticks_ms(), t[5] * 1000) if background else None
+        self.radio.connect(t[0], t[1], t[2], t[3], t[4])
         self._watch()
 
     def stop(self):
+        self._cancel_retry()
+        self._deadline = None
         was = self._last in (ASSOCIATED, GOT_IP)
         had_ip = self._last == GOT_IP
         self.radio.disconnect()
@@ -67,17 +101,69 @@ class Wifi:
             return None
         return self.radio.ip6()
 
+    # -- reconnecting ---------------------------------------------------------------------
+    def _cancel_retry(self):
+        if self._retry is not None:
+            self.at.loop.cancel(self._retry)
+            self._retry = None
+
+    def _again(self):
+        """After a loss or a failed attempt: retry in <interval_second> unless
+        reconnecting is off or <repeat_count> attempts have been made."""
+        interval, repeat = self.at.cfg.get("cwreconncfg")
+        if self.target and interval and (not repeat or self._tries < repeat):
+            self.state = 3
+            self._cancel_retry()
+            self._retry = self.at.loop.later(interval * 1000, self._reconnect)
+        else:
+            self.state = 4
+
+    def _reconnect(self):
+        self._retry = None
+        self._tries += 1
+        self.at.log.write("at: wifi reconnect..(%d/%d)\n" % (self._tries, self.at.cfg.get("cwreconncfg")[1]))
+        self.state = 3
+        self._attempt()
+
+    def _gave_up(self):
+        """A background attempt failed: stop the radio's own retries, pace ours."""
+        if self._last == ASSOCIATED:  # associated, but no address in time
+            self.at.reply("WIFI DISCONNECT")
+        self.radio.disconnect()
+        self._last = IDLE
+        self._deadline = None
+        self._again()
+
+    def reconnect_now(self):
+        """AT+CWRECONNCFG's <reconnect_now>: only while there is no address."""
+        if self._last == GOT_IP or self.joining or self.at.cfg.get("cwmode") not in (1, 3):
+            return
+        if self.target is None:
+            ap = self.at.cfg.get("ap")
+            if not ap:
+                return
+            self.target = _target(ap)
+            self.ssid = ap[0]
+        self._cancel_retry()
+        self._tries = 0
+        self.state = 3
+        self._attempt()
+
+    # -- watching the radio ------------------------------------------------------------------
     def tick(self):
         """Read the radio; report changes; return its status."""
         st = self.radio.status()
         last = self._last
         if st != last:
-            if st in (ASSOCIATED, GOT_IP) and last not in (ASSOCIATED, GOT_IP):
+            was = last in (ASSOCIATED, GOT_IP)
+            if st in (ASSOCIATED, GOT_IP) and not was:
                 self.at.reply("WIFI CONNECTED")
             if st == GOT_IP:
                 self.at.reply("WIFI GOT IP")
                 self.state = 2
                 self._last = st
+                self._deadline = None
+                self._tries = 0
                 v6 = self.ip6()
                 if v6:
                     self.at.reply("WIFI GOT IPv6 LL")
@@ -85,15 +171,29 @@ class Wifi:
                         self.at.reply("WIFI GOT IPv6 GL")
             elif st == ASSOCIATED:
                 self.state = 1
-            elif last in (ASSOCIATED, GOT_IP):
-                self.at.reply("WIFI DISCONNECT")
-                self.state = 4 if st != CONNECTING else 3
-                if last == GOT_IP:
+                if last == GOT_IP:  # the lease is gone, the association stays
                     self._last = st
                     self._down()
+            elif was:
+                # The link is lost (beacon timeout, the AP went away).
+                self.at.reply("WIFI DISCONNECT")
+                self._last = st
+                if last == GOT_IP:
+                    self._down()
+                if self.joining:
+                    self.state = 4 if st != CONNECTING else 3
+                else:
+                    self._last = IDLE
+                    self._deadline = None
+                    self.radio.disconnect()
+                    self._again()
+                    return st
             elif st < 0:
                 self.state = 4
             self._last = st
+        if self._deadline is not None and not self.joining and st != GOT_IP:
+            if st < 0 or time.ticks_diff(self._deadline, time.ticks_ms()) <= 0:
+                self._gave_up()
         return st
 
     def _watch(self):
@@ -112,15 +212,58 @@ def _saved_opts(ap):
     return o if len(o) == 4 else list(JAP_OPTS)
 
 
+def _target(ap):
+    """[ssid, pwd, bssid, threshold, scan_mode, timeout] of a saved AP
+    ([ssid, pwd, bssid, reconn, listen, scan_mode, pmf, jap_timeout, authmode])."""
+    o = _saved_opts(ap)
+    timeout = ap[7] if len(ap) > 7 else JAP_TIMEOUT
+    threshold = ap[8] if len(ap) > 8 else 0
+    return [ap[0], ap[1], ap[2], threshold, o[2], timeout]
+
+
+def _sap(at):
+    """The soft-AP configuration: saved by AT+CWSAP, or the chip's default (SSID
+    ESP_ and the soft-AP MAC's last three bytes, open, channel 1, 4 stations)."""
+    c = at.cfg.get("cwsap")
+    if isinstance(c, list) and len(c) == 6 and isinstance(c[0], str) and isinstance(c[1], str) \
+            and all(isinstance(x, int) for x in c[2:]):
+        return c
+    mac = at.wifi.radio.mac(1)
+    return ["ESP_" + mac[9:].replace(":", "").upper(), "", 1, 0, 4, 0]
+
+
+def _apply_mode(at, mode, old=0):
+    at.wifi.radio.set_mode(mode)
+    if mode & 2 and not old & 2:  # the soft-AP comes up with its configuration
+        at.wifi.radio.softap(*_sap(at))
+
+
 def init(at):
-    at.wifi = Wifi(at)
-    ap = at.cfg.get("ap")
+    at.wifi = w = Wifi(at)
+    r = w.radio
+    cfg = at.cfg
+    mode = cfg.get("cwmode")
+    _apply_mode(at, mode)
+    mac = cfg.get("cipstamac")
+    if isinstance(mac, str) and _is_mac(mac):
+        try:
+            r.set_mac(0, mac)
+        except (OSError, ValueError):
+            at.log.write("at: saved station MAC %s refused\n" % mac)
+    r.hostname(HOSTNAME)  # not saved (AT+CWHOSTNAME): ESP-AT's default at every boot
+    r.set_country(*COUNTRY)
+    dhcp = cfg.get("cwdhcp")
+    if dhcp != 3 and not r.set_dhcp(dhcp):
+        at.log.write("at: saved AT+CWDHCP=%d cannot be applied\n" % dhcp)
+    r.set_pm(0)  # AT+SLEEP is not saved: awake at power-on, as ESP-AT
+    ap = cfg.get("ap")
     if ap:
-        at.wifi.opts = _saved_opts(ap)
-    if ap and at.cfg.get("cwautoconn") and at.cfg.get("cwmode") in (1, 3):
-        at.wifi.start(ap[0], ap[1], ap[2])
+        w.opts = _saved_opts(ap)
+        if cfg.get("cwautoconn") and mode in (1, 3):
+            w.start(_target(ap), background=True)
 
 
+# -- AT+CWMODE ----------------------------------------------------------------------------------
 def q_cwmode(at):
     at.reply("+CWMODE:%d" % at.cfg.get("cwmode"))
 
@@ -135,21 +278,25 @@ def s_cwmode(at, a):
         if at.wifi.stop():
             # The station goes down with the mode: ESP-AT reports it after OK.
             at.then(lambda: at.reply("WIFI DISCONNECT"))
-    elif old in (0, 2) and auto:
+    _apply_mode(at, mode, old)
+    if mode in (1, 3) and old in (0, 2) and auto:
         # <auto_connect> alone decides here (Wi-Fi_AT_Commands.rst); AT+CWAUTOCONN
         # is about power-on.
         ap = at.cfg.get("ap")
         if ap:
-            at.wifi.start(ap[0], ap[1], ap[2])
+            at.wifi.start(_target(ap), background=True)
 
 
+# -- AT+CWJAP -------------------------------------------------------------------------------------
 def q_cwjap(at):
     if not at.wifi.has_ip() and at.wifi.radio.status() != ASSOCIATED:
         at.reply("No AP")
         return
     ssid, bssid, ch, rssi = at.wifi.radio.ap_info()
+    o = at.wifi.opts
     # <pci_en> is 0: this firmware has no WPA2-Enterprise.
-    at.reply('+CWJAP:"%s","%s",%d,%d,0,%d,%d,%d,%d' % ((ssid, bssid, ch, rssi) + tuple(at.wifi.opts)))
+    at.reply('+CWJAP:"%s","%s",%d,%d,0,%d,%d,%d,%d' % (
+        ssid, bssid, ch, rssi, at.cfg.get("cwreconncfg")[0], o[1], o[2], o[3]))
 
 
 def _is_mac(s):
@@ -173,40 +320,50 @@ def s_cwjap(at, a):
     bssid = parse.text(a, 2, 17, None) or None
     if bssid is not None and not _is_mac(bssid):
         raise ATError(code(PARA_INVALID, 2))
-    parse.num(a, 3, 0, 16, 0)  # authmode threshold
+    threshold = parse.num(a, 3, 0, 16, 0)
     opts = [parse.num(a, 4, 0, 7200, 1),  # reconn_interval
             parse.num(a, 5, 1, 100, 3),  # listen_interval
             parse.num(a, 6, 0, 1, 0),  # scan_mode
             0]
-    timeout = parse.num(a, 7, 3, 600, 15)
+    timeout = parse.num(a, 7, 3, 600, JAP_TIMEOUT)
     opts[3] = parse.num(a, 8, 0, 3, 1)  # pmf
     if ssid is None:
         ap = at.cfg.get("ap")
         if not ap:
             raise ATError(code(PARA_INVALID, 0))
         ssid, pwd = ap[0], ap[1] if pwd is None else pwd
-    return _join(at, ssid, pwd or "", bssid, timeout, opts)
+    return _join(at, ssid, pwd or "", bssid, timeout, opts, threshold, True)
 
 
 def exe_cwjap(at):
     ap = at.cfg.get("ap")
     if not ap:
         raise fail(EXEC_FAIL)
-    return _join(at, ap[0], ap[1], ap[2], 15, _saved_opts(ap))
+    t = _target(ap)
+    # The last configuration, its <jap_timeout> too; the reconnect interval is
+    # AT+CWRECONNCFG's as it is now.
+    return _join(at, t[0], t[1], t[2], t[5], _saved_opts(ap), t[3], False)
 
 
-def _join(at, ssid, pwd, bssid, timeout_s, opts):
+def _join(at, ssid, pwd, bssid, timeout_s, opts, threshold, set_interval):
     if at.cfg.get("cwmode") not in (1, 3):
         raise fail(EXEC_FAIL)
     w = at.wifi
+    if set_interval:
+        # <reconn_interval> is AT+CWRECONNCFG's <interval_second> (default 1 here).
+        at.cfg.set("cwreconncfg", [opts[0], at.cfg.get("cwreconncfg")[1]])
+    opts = list(opts)
+    opts[0] = at.cfg.get("cwreconncfg")[0]
     w.opts = opts
-    w.start(ssid, pwd, bssid)
+    w.joining = True
+    w.start([ssid, pwd, bssid, threshold, opts[2], timeout_s])
     deadline = time.ticks_add(time.ticks_ms(), timeout_s * 1000)
     while True:
         st = w.tick()
         if st == GOT_IP:
             break
         if st < 0 or time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+            w.joining = False
             was = w._last in (ASSOCIATED, GOT_IP)
             w.radio.disconnect()
             w._last = IDLE
@@ -218,9 +375,26 @@ def _join(at, ssid, pwd, bssid, timeout_s, opts):
             reason = {WRONG_PASSWORD: 2, NO_AP: 3, FAILED: 4}.get(st, 1)
             raise fail(EXEC_FAIL, reason, lines=["+CWJAP:%d" % reason])
         yield at.sleep(POLL_MS)
-    at.cfg.set("ap", [ssid, pwd, bssid] + list(opts))
+    w.joining = False
+    at.cfg.set("ap", [ssid, pwd, bssid] + list(opts) + [timeout_s, threshold])
 
 
+# -- AT+CWRECONNCFG -------------------------------------------------------------------------------
+def q_cwreconncfg(at):
+    at.reply("+CWRECONNCFG:%d,%d" % tuple(at.cfg.get("cwreconncfg")))
+
+
+def s_cwreconncfg(at, a):
+    parse.count(a, 2, 3)
+    interval = parse.num(a, 0, 0, 7200)
+    repeat = parse.num(a, 1, 0, 1000)
+    now = parse.num(a, 2, 0, 1, 0)
+    at.cfg.set("cwreconncfg", [interval, repeat])
+    if now:
+        at.then(at.wifi.reconnect_now)
+
+
+# -- AT+CWQAP, AT+CWSTATE, AT+CIPSTA? ------------------------------------------------------------
 def exe_cwqap(at):
     was = at.wifi.stop()
     if was:
@@ -242,6 +416,128 @@ def q_cipsta(at):
             at.reply('+CIPSTA:ip6gl:"%s"' % v6[1])
 
 
+# -- AT+CWLAP, AT+CWLAPOPT -----------------------------------------------------------------------
+def _station(at):
+    if at.cfg.get("cwmode") not in (1, 3):
+        raise fail(EXEC_FAIL)
+
+
+def _lap(at, ssid=None, mac=None, channel=0, passive=False, bitmap=0):
+    _station(at)
+    try:
+        found = at.wifi.radio.scan(ssid, passive)
+    except OSError as e:
+        at.log.write("at: scan failed: %r\n" % (e,))
+        raise fail(EXEC_FAIL)
+    mask, rssi_min, auth = at.wifi.lapopt
+    out = []
+    for r in found:  # (ecn, ssid, rssi, mac, channel, pairwise, group, protocol, wps)
+        if (ssid and r[1] != ssid) or (mac and r[3] != mac) or r[2] < rssi_min \
+                or (r[0] < 16 and not auth >> r[0] & 1):
+            continue
+        if channel:
+            if r[4] != channel:
+                continue
+        elif bitmap and not bitmap >> r[4] & 1:
+            continue
+        out.append(r)
+    out.sort(key=lambda r: -r[2])  # strongest first, as ESP-IDF returns its records
+    lines = []
+    for r in out:
+        # <freq_offset>,<freqcal_val> are reserved: -1 on an ESP32 running ESP-AT.
+        vals = (r[0], '"%s"' % r[1], r[2], '"%s"' % r[3], r[4], -1, -1, r[5], r[6], r[7], r[8])
+        lines.append("+CWLAP:(" + ",".join(str(v) for i, v in enumerate(vals) if mask >> i & 1) + ")")
+    if lines:
+        at.reply(*lines)
+
+
+def exe_cwlap(at):
+    _lap(at)
+
+
+def s_cwlap(at, a):
+    parse.count(a, 1, 7)
+    ssid = parse.text(a, 0, 32, None) or None
+    mac = parse.text(a, 1, 17, None) or None
+    if mac is not None:
+        if not _is_mac(mac):
+            raise ATError(code(PARA_INVALID, 1))
+        mac = mac.lower()
+    channel = parse.num(a, 2, 0, 14, 0)
+    scan_type = parse.num(a, 3, 0, 1, 0)
+    parse.num(a, 4, 0, 1500, 0)  # scan_time_min
+    parse.num(a, 5, 0, 1500, 0)  # scan_time_max
+    bitmap = parse.num(a, 6, 0, 0x7FFF, 0)  # bit n: channel n
+    _lap(at, ssid, mac, channel, scan_type == 1, bitmap)
+
+
+def s_cwlapopt(at, a):
+    parse.count(a, 2, 4)
+    parse.num(a, 0, 0, 1, 0)  # <reserved> (once <sort_enable>): the list is always sorted
+    at.wifi.lapopt = [parse.num(a, 1, 0, 0x7FF), parse.num(a, 2, -100, 40, LAPOPT[1]),
+                      parse.num(a, 3, 0, 0xFFFF, LAPOPT[2])]
+
+
+# -- the soft-AP: AT+CWSAP, AT+CWLIF, AT+CWDHCP ---------------------------------------------------------
+def _softap_mode(at):
+    if at.cfg.get("cwmode") not in (2, 3):
+        raise fail(EXEC_FAIL)
+
+
+def q_cwsap(at):
+    _softap_mode(at)
+    at.reply('+CWSAP:"%s","%s",%d,%d,%d,%d' % tuple(_sap(at)))
+
+
+def s_cwsap(at, a):
+    _softap_mode(at)
+    parse.count(a, 4, 6)
+    cur = _sap(at)
+    ssid = parse.text(a, 0, 32, minlen=1)
+    pwd = parse.text(a, 1, 64)
+    ch = parse.num(a, 2, 1, 14)
+    c = at.wifi.country
+    if not c[2] <= ch < c[2] + c[3]:
+        raise ATError(code(PARA_INVALID, 2))  # not a channel of AT+CWCOUNTRY's
+    ecn = parse.num(a, 3, 0, 4)
+    if ecn == 1:
+        raise ATError(code(PARA_INVALID, 3))  # WEP is not supported
+    max_conn = parse.num(a, 4, 1, 10, cur[4])
+    hidden = parse.num(a, 5, 0, 1, cur[5])
+    if ecn == 0:
+        pwd = ""  # an open AP has no password
+    elif len(pwd.encode()) < 8:
+        raise ATError(code(PARA_LENGTH, 1))  # WPA needs 8 to 64 bytes
+    conf = [ssid, pwd, ch, ecn, max_conn, hidden]
+    if not at.wifi.radio.softap(*conf):
+        raise fail(EXEC_FAIL)
+    at.cfg.set("cwsap", conf)
+
+
+def exe_cwlif(at):
+    _softap_mode(at)
+    lines = ["+CWLIF:%s,%s" % s for s in at.wifi.radio.stations()]
+    if lines:
+        at.reply(*lines)
+
+
+def q_cwdhcp(at):
+    # <state> bit 2, Ethernet DHCP, is 0: there is no Ethernet.
+    at.reply("+CWDHCP:%d" % at.cfg.get("cwdhcp"))
+
+
+def s_cwdhcp(at, a):
+    parse.count(a, 2, 2)
+    on = parse.num(a, 0, 0, 1)
+    mode = parse.num(a, 1, 0, 3)
+    old = at.cfg.get("cwdhcp")
+    new = old | mode if on else old & ~mode
+    if not at.wifi.radio.set_dhcp(new):
+        raise fail(EXEC_FAIL)
+    at.cfg.set("cwdhcp", new)
+
+
+# -- AT+CWAUTOCONN ------------------------------------------------------------------------------------
 def q_cwautoconn(at):
     at.reply("+CWAUTOCONN:%d" % at.cfg.get("cwautoconn"))
 
@@ -251,12 +547,106 @@ def s_cwautoconn(at, a):
     at.cfg.set("cwautoconn", parse.num(a, 0, 0, 1), True)
 
 
+# -- AT+CIPSTAMAC, AT+CWHOSTNAME, AT+CWCOUNTRY ------------------------------------------------------------
+def q_cipstamac(at):
+    at.reply('+CIPSTAMAC:"%s"' % at.wifi.radio.mac(0))
+
+
+def s_cipstamac(at, a):
+    parse.count(a, 1, 1)
+    mac = parse.text(a, 0, 17)
+    if not _is_mac(mac):
+        raise ATError(code(PARA_INVALID, 0))
+    mac = mac.lower()
+    r = at.wifi.radio
+    # Bit 0 (multicast) of the first byte must be 0; all zeros, all ones and the
+    # soft-AP's address are refused, as ESP-IDF refuses them.
+    if int(mac[:2], 16) & 1 or mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff") or mac == r.mac(1):
+        raise fail(EXEC_FAIL)
+    try:
+        r.set_mac(0, mac)
+    except (OSError, ValueError) as e:
+        at.log.write("at: station MAC refused: %r\n" % (e,))
+        raise fail(EXEC_FAIL)
+    at.cfg.set("cipstamac", mac)
+
+
+def q_cwhostname(at):
+    at.reply("+CWHOSTNAME:%s" % at.wifi.radio.hostname())
+
+
+def s_cwhostname(at, a):
+    parse.count(a, 1, 1)
+    name = parse.text(a, 0, 32, minlen=1)
+    _station(at)
+    at.wifi.radio.hostname(name)
+
+
+def q_cwcountry(at):
+    at.reply('+CWCOUNTRY:%d,"%s",%d,%d' % tuple(at.wifi.country))
+
+
+def s_cwcountry(at, a):
+    parse.count(a, 4, 4)
+    policy = parse.num(a, 0, 0, 1)
+    cc = parse.text(a, 1, 3, minlen=2)
+    start = parse.num(a, 2, 1, 14)
+    n = parse.num(a, 3, 1, 14)
+    if start + n - 1 > 14:
+        raise ATError(code(PARA_INVALID, 3))
+    if not at.wifi.radio.set_country(policy, cc, start, n):
+        raise fail(EXEC_FAIL)
+    at.wifi.country = (policy, cc, start, n)
+
+
+# -- AT+SLEEP, AT+GSLP (Basic_AT_Commands.rst) --------------------------------------------------------
+def q_sleep(at):
+    at.reply("+SLEEP:%d" % at.wifi.sleep)
+
+
+def s_sleep(at, a):
+    parse.count(a, 1, 1)
+    m = parse.num(a, 0, 0, 3)
+    mode = at.cfg.get("cwmode")
+    # Modem sleep (1, 3): station mode only, allowed (without effect) with Wi-Fi
+    # off; light sleep (2): not with the soft-AP up. What the radio cannot do
+    # (light sleep on a stock MicroPython image) answers ERROR.
+    if m and mode in (2, 3):
+        raise fail(EXEC_FAIL)
+    if (mode == 1 or m == 2) and not at.wifi.radio.set_pm(m):
+        raise fail(EXEC_FAIL)
+    at.wifi.sleep = m
+
+
+def s_gslp(at, a):
+    parse.count(a, 1, 1)
+    ms = parse.num(a, 0, 0, 0x7FFFFFFF)
+    at.reply("%d" % ms)
+
+    def sleep():
+        at.out.flush()  # <time> and OK must leave the UART first
+        at.board.deepsleep(ms)
+
+    at.then(sleep)
+
+
 COMMANDS = [
     # name, test, query, set, execute
     ("+CWMODE", None, q_cwmode, s_cwmode, None),
     ("+CWJAP", None, q_cwjap, s_cwjap, exe_cwjap),
+    ("+CWRECONNCFG", None, q_cwreconncfg, s_cwreconncfg, None),
+    ("+CWLAPOPT", None, None, s_cwlapopt, None),
+    ("+CWLAP", None, None, s_cwlap, exe_cwlap),
     ("+CWQAP", None, None, None, exe_cwqap),
     ("+CWSTATE", None, q_cwstate, None, None),
-    ("+CIPSTA", None, q_cipsta, None, None),
+    ("+CWSAP", None, q_cwsap, s_cwsap, None),
+    ("+CWLIF", None, None, None, exe_cwlif),
+    ("+CWDHCP", None, q_cwdhcp, s_cwdhcp, None),
     ("+CWAUTOCONN", None, q_cwautoconn, s_cwautoconn, None),
+    ("+CIPSTAMAC", None, q_cipstamac, s_cipstamac, None),
+    ("+CIPSTA", None, q_cipsta, None, None),
+    ("+CWHOSTNAME", None, q_cwhostname, s_cwhostname, None),
+    ("+CWCOUNTRY", None, q_cwcountry, s_cwcountry, None),
+    ("+SLEEP", None, q_sleep, s_sleep, None),
+    ("+GSLP", None, None, s_gslp, None),
 ]

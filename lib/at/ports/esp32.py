@@ -30,6 +30,9 @@ HW = {
     "fail_hold_ms": 5000,
 }
 
+# Seconds from 1970 to the port's time epoch (2000 on the ESP32; 0 where it is 1970).
+_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+
 FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
 
 # Radio states, as lib/at/commands/wifi.py reads radio.status().
@@ -41,13 +44,14 @@ def hw_config(over=None):
     """HW with the overrides: `over`, or board_config.HW when there is one."""
     hw = dict(HW)
     if over is None:
+        over = {}
         try:
-            from board_config import HW as over
+            import board_config
+            over = board_config.HW
         except ImportError:
-            over = {}
+            pass
         except Exception as e:  # a broken board_config.py must not stop the board
             sys.stdout.write("at: board_config.py ignored: %r\n" % (e,))
-            over = {}
     hw.update(over)
     return hw
 
@@ -142,9 +146,26 @@ def _mac_bytes(s):
     return b
 
 
+# AT+SLEEP modes -> WLAN.config(pm=): 1 modem sleep by DTIM (WIFI_PS_MIN_MODEM), 3 by
+# listen interval (WIFI_PS_MAX_MODEM). 2, light sleep, needs automatic light sleep
+# (CONFIG_PM_ENABLE), which a stock image lacks.
+_PM = {0: "PM_NONE", 1: "PM_PERFORMANCE", 3: "PM_POWERSAVE"}
+
+
+def _text(b):
+    try:
+        return b.decode()
+    except UnicodeError:  # an SSID that is not UTF-8: its bytes as they are
+        return "".join(chr(c) for c in b)
+
+
 class Radio:
+    """network.WLAN's station (self.sta) and soft-AP (self.ap), as ports/esp32/
+    network_wlan.c, network_common.c and extmod/modnetwork.c implement them."""
+
     def __init__(self, hold_ms, log):
         self.sta = network.WLAN(network.STA_IF)
+        self.ap = network.WLAN(network.AP_IF)
         self.sta.active(True)  # connect() needs a started STA
         self.hold = hold_ms
         self.log = log
@@ -153,12 +174,45 @@ class Radio:
         self._bad = None  # ticks_ms when the current run of error statuses began
         self._bssid = None
 
-    def connect(self, ssid, pwd, bssid=None):
+    def set_mode(self, mode):
+        """AT+CWMODE: bit 0 the station, bit 1 the soft-AP; 0 stops the radio
+        (WLAN.active() of both false is esp_wifi_stop()). What comes up first, so
+        that a 1 -> 2 switch never stops the driver in between."""
+        try:
+            for wlan, on in ((self.sta, mode & 1), (self.ap, mode & 2)):
+                if on:
+                    wlan.active(True)
+            for wlan, on in ((self.sta, mode & 1), (self.ap, mode & 2)):
+                if not on:
+                    wlan.active(False)
+        except OSError as e:
+            self.log.write("at: WLAN.active failed: %r\n" % (e,))
+
+    def connect(self, ssid, pwd, bssid=None, threshold=0, scan_mode=0):
+        """WLAN.connect() has neither ESP-IDF's authmode threshold nor its
+        all-channel scan (AT+CWJAP's <authmode>, <scan_mode>=1): when the host asks
+        for one of them, the AP is picked from a scan (blocks ~2 s) and joined by its
+        BSSID. By default nothing is scanned (ESP-IDF's fast scan is the default)."""
         if self._want:
             self.disconnect()  # esp_wifi_connect() refuses while already connecting
         self._want = True
         self._err = 0
         self._bad = None
+        if not bssid and (threshold or scan_mode):
+            pick = None
+            try:
+                found = self.sta.scan()
+            except OSError:
+                found = []
+            name = ssid.encode()
+            for r in found:  # (ssid, bssid, channel, rssi, authmode, hidden)
+                if r[0] == name and r[4] >= threshold:
+                    if pick is None or (r[3] > pick[3] if scan_mode else r[2] < pick[2]):
+                        pick = r
+            if pick is None:
+                self._err = NO_AP
+                return
+            bssid = _mac_str(pick[1])
         self._bssid = bssid.lower() if bssid else None
         try:
             self.sta.connect(ssid, pwd, bssid=_mac_bytes(bssid) if bssid else None)
@@ -240,11 +294,88 @@ class Radio:
                 gl = gl or ip
         return (ll, gl) if ll else None
 
-    def ap_ifconfig(self):
-        return network.WLAN(network.AP_IF).ifconfig()
+    def scan(self, ssid=None, passive=False):
+        """WLAN.scan(): every channel, active, hidden APs with an empty SSID; it
+        blocks the loop for the ~2 s the scan takes. It cannot scan for one SSID or
+        passively (`ssid`, `passive` are ignored; the caller filters). Its tuples
+        (ssid, bssid, channel, rssi, authmode, hidden) carry no cipher, protocol or
+        WPS: those are printed as ESP-AT's "unknown" cipher (7; none for an open AP),
+        protocol 0 and WPS 0 rather than made up."""
+        out = []
+        for r in self.sta.scan():
+            c = 0 if r[4] == 0 else 7
+            out.append((r[4], _text(r[0]), r[3], _mac_str(r[1]), r[2], c, c, 0, 0))
+        return out
 
     def mac(self, iface=0):
-        return _mac_str(network.WLAN(network.AP_IF if iface else network.STA_IF).config("mac"))
+        return _mac_str((self.ap if iface else self.sta).config("mac"))
+
+    def set_mac(self, iface, mac):
+        """WLAN.config(mac=) (esp_wifi_set_mac); OSError when ESP-IDF refuses it."""
+        (self.ap if iface else self.sta).config(mac=_mac_bytes(mac))
+
+    def hostname(self, name=None):
+        """network.hostname(): sent to DHCP from the next WLAN.connect() on."""
+        if name is None:
+            return network.hostname()
+        network.hostname(name)
+
+    def set_country(self, policy, code, start, count):
+        """network.country() keeps a two-letter code, but the ESP32 port never hands
+        it to the radio (no esp_wifi_set_country()): ESP-IDF's default stays, the
+        world-safe "01" with channels 1-11. True only when that is what was asked."""
+        if len(code) == 2:
+            network.country(code)
+        return start == 1 and count == 11
+
+    def set_dhcp(self, mask):
+        """Station DHCP through WLAN.ipconfig(dhcp4=). MicroPython has no way to
+        stop the soft-AP's DHCP server (ipconfig(dhcp4=) is for STA and LAN only):
+        False when asked to."""
+        if not mask & 2:
+            return False
+        try:
+            self.sta.ipconfig(dhcp4=bool(mask & 1))
+        except (OSError, ValueError, TypeError) as e:
+            self.log.write("at: WLAN.ipconfig(dhcp4) failed: %r\n" % (e,))
+            return False
+        return True
+
+    def set_pm(self, mode):
+        name = _PM.get(mode)
+        if name is None:
+            return False
+        try:
+            self.sta.config(pm=getattr(network.WLAN, name))
+        except (OSError, ValueError, AttributeError) as e:
+            self.log.write("at: WLAN.config(pm) failed: %r\n" % (e,))
+            return False
+        return True
+
+    # -- the soft-AP ----------------------------------------------------------------------
+    def ap_ifconfig(self):
+        return self.ap.ifconfig()
+
+    def softap(self, ssid, pwd, channel, ecn, max_conn, hidden):
+        """AT+CWSAP through WLAN.config(); ESP-AT's <ecn> values are ESP-IDF's
+        authmodes, which WLAN's security= takes as they are."""
+        try:
+            self.ap.config(ssid=ssid, key=pwd, channel=channel, security=ecn,
+                           max_clients=max_conn, hidden=bool(hidden))
+        except (OSError, ValueError) as e:
+            self.log.write("at: soft-AP config refused: %r\n" % (e,))
+            return False
+        return True
+
+    def stations(self):
+        """(ip, mac) per station joined to the soft-AP: WLAN.status('stations') gives
+        (mac, ip or None); an address not yet leased is 0.0.0.0, as ESP-AT prints it."""
+        try:
+            found = self.ap.status("stations")  # the stubs say int; it is a list of tuples
+        except OSError:  # the soft-AP is not up
+            return []
+        return [(s[1] if len(s) > 1 and s[1] else "0.0.0.0", _mac_str(s[0]))
+                for s in found]  # type: ignore[attr-defined]
 
 
 class Board:
@@ -267,6 +398,14 @@ class Board:
         self.uart.drain()  # the OK before a reset must reach the host
         machine.reset()
 
+    def deepsleep(self, ms):
+        """AT+GSLP: machine.deepsleep(ms); the wake-up is a boot. 0 means "restart
+        now" (machine.deepsleep(0) would sleep until another wake-up source)."""
+        self.uart.drain()
+        if ms:
+            machine.deepsleep(ms)
+        machine.reset()
+
     def tcpopt(self, sock, linger, nodelay, keepalive):
         """AT+CIPTCPOPT on a TCP socket; False when an option cannot be applied.
         The ESP32 port's setsockopt() implements TCP_NODELAY but neither SO_LINGER
@@ -278,6 +417,16 @@ class Board:
     def keepalive(self, sock, idle, intvl=1, cnt=3):
         """TCP keep-alive: not available on a stock image (see tcpopt)."""
         return False
+
+    def rtc_now(self):
+        """UTC seconds since 1970 from the RTC (kept across a soft reset). The
+        ESP32 port's time.time() counts from 2000 (MICROPY_EPOCH_IS_2000)."""
+        return time.time() + _EPOCH
+
+    def rtc_set(self, secs):
+        """Set machine.RTC from SNTP (weekday: Monday is 0, as time.gmtime gives it)."""
+        y, mo, d, h, mi, s, wd = time.gmtime(int(secs) - _EPOCH)[:7]
+        machine.RTC().datetime((y, mo, d, wd, h, mi, s, 0))
 
     def dns_servers(self):
         """The DNS server DHCP gave the station (WLAN.ifconfig()'s fourth field)."""

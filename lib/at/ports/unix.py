@@ -43,56 +43,194 @@ class Uart:
             pass  # a pty ignores the rate anyway; the setting is what AT+UART_CUR? reports
 
 
+# Radio states (lib/at/commands/wifi.py reads radio.status()).
+IDLE, CONNECTING, ASSOCIATED, GOT_IP = 0, 1, 2, 3
+WRONG_PASSWORD, NO_AP, FAILED = -2, -3, -4
+# <pairwise_cipher>,<group_cipher> an AP of a given <ecn> uses unless its entry says.
+_CIPHERS = {0: (0, 0), 1: (1, 1), 2: (3, 3)}  # else CCMP (4, 4)
+
+
 class Radio:
-    """A station that can join the access points listed in a JSON file."""
+    """A station (and a soft-AP nobody joins) in the air of a JSON list of access
+    points: $VBOARD_APS (tools/aps.json), replaced while it exists by the "live"
+    file $VBOARD_APS_LIVE (aps_live.json in the flash folder), so a test can take an
+    AP away and bring it back while the board runs. README.md ("The virtual board")
+    documents the fields. The list is checked on every status() (the board polls it
+    every 100 ms while joined): one stat() per file, read again only when the file
+    it uses changed (path, inode, size or mtime)."""
 
     def __init__(self):
-        path = os.getenv("VBOARD_APS") or "aps.json"
-        try:
-            with open(path) as f:
-                self.aps = json.load(f)
-        except (OSError, ValueError):
-            self.aps = []
+        self.path = os.getenv("VBOARD_APS") or "aps.json"
+        self.live = os.getenv("VBOARD_APS_LIVE") or "aps_live.json"
+        self._sig = None
+        self.aps = []
+        self._air()
         self.ip = os.getenv("VBOARD_IP") or "127.0.0.1"
-        self._status = 0
-        self._ap = None
+        self._status = IDLE
+        self._ap = None  # the AP joined (its entry as last read)
+        self._key = ""  # the password it was joined with
+        self._dhcp = True  # station DHCP was on when it joined
+        self.mode = 1  # AT+CWMODE: which interfaces are up
+        self.macs = ["02:00:00:00:00:01", "02:00:00:00:00:02"]  # station, soft-AP
+        self.name = "espressif"
+        self.country = (0, "01", 1, 11)
+        self.dhcp = 3
+        self.pm = 0
+        self.ap_conf = None
 
-    def connect(self, ssid, pwd, bssid=None):
+    # -- the air ---------------------------------------------------------------------
+    def _air(self):
+        for path in (self.live, self.path):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            sig = (path, st[1], st[6], st[8])
+            if sig != self._sig:
+                try:
+                    with open(path) as f:
+                        aps = json.load(f)
+                except (OSError, ValueError):
+                    return self.aps  # half written: keep the last list, read it next time
+                self._sig = sig
+                self.aps = [a for a in aps if isinstance(a, dict) and "ssid" in a and "bssid" in a] \
+                    if isinstance(aps, list) else []
+            return self.aps
+        self._sig = None
+        self.aps = []
+        return self.aps
+
+    def _heard(self, ap):
+        """Is the AP on a channel AT+CWCOUNTRY lets the station use?"""
+        c = self.country
+        return c[2] <= ap.get("channel", 1) < c[2] + c[3]
+
+    def _state(self, ap):
+        return GOT_IP if ap.get("dhcp", True) and self._dhcp else ASSOCIATED
+
+    # -- the station -----------------------------------------------------------------
+    def set_mode(self, mode):
+        self.mode = mode
+
+    def connect(self, ssid, pwd, bssid=None, threshold=0, scan_mode=0):
+        """Join as ESP-IDF would: APs with this SSID (and BSSID) on an allowed
+        channel, at or above the authmode threshold (WEP when the password has 8
+        bytes or more and no threshold is given, as AT+CWJAP says); <scan_mode> 0
+        takes the first one a channel-by-channel scan finds, 1 the strongest."""
         self._ap = None
-        for ap in self.aps:
-            if ap["ssid"] == ssid and (not bssid or ap["bssid"].lower() == bssid.lower()):
-                if ap.get("password", "") != pwd:
-                    self._status = -2
-                    return
-                self._ap = ap
-                self._status = 3 if ap.get("dhcp", True) else 2
-                return
-        self._status = -3
+        if not threshold and len(pwd) >= 8:
+            threshold = 1
+        found = [ap for ap in self._air() if ap["ssid"] == ssid and self._heard(ap)
+                 and (not bssid or ap["bssid"].lower() == bssid.lower())
+                 and ap.get("ecn", 0) >= threshold]
+        if not found:
+            self._status = NO_AP
+            return
+        if scan_mode:
+            ap = max(found, key=lambda a: a.get("rssi", -50))
+        else:
+            ap = min(found, key=lambda a: a.get("channel", 1))
+        if ap.get("ecn", 0) and ap.get("password", "") != pwd:
+            self._status = WRONG_PASSWORD
+            return
+        if ap.get("refuse"):
+            self._status = FAILED
+            return
+        self._ap = ap
+        self._key = pwd
+        self._dhcp = bool(self.dhcp & 1)
+        self._status = self._state(ap)
 
     def disconnect(self):
-        self._status = 0
+        self._status = IDLE
         self._ap = None
 
     def status(self):
+        ap = self._ap
+        if ap is not None:
+            # Still in the air, unchanged where it matters? Otherwise the link is
+            # lost, as after a beacon timeout.
+            now = None
+            for a in self._air():
+                if a["bssid"] == ap["bssid"]:
+                    now = a
+                    break
+            if now is None or now["ssid"] != ap["ssid"] or not self._heard(now) or now.get("refuse") \
+                    or (now.get("ecn", 0) and now.get("password", "") != self._key):
+                self._ap = None
+                self._status = FAILED
+            else:
+                self._ap = now
+                self._status = self._state(now)
         return self._status
 
     def ap_info(self):
         ap = self._ap
-        return ap["ssid"], ap["bssid"], ap.get("channel", 1), ap.get("rssi", -50)
+        return ap["ssid"], ap["bssid"].lower(), ap.get("channel", 1), ap.get("rssi", -50)
+
+    def scan(self, ssid=None, passive=False):
+        """(ecn, ssid, rssi, mac, channel, pairwise, group, wifi_protocol, wps) per
+        AP heard. A hidden AP has an empty SSID, except to an active scan for it."""
+        out = []
+        for ap in self._air():
+            if not self._heard(ap):
+                continue
+            name = ap["ssid"]
+            if ap.get("hidden") and (passive or ssid != name):
+                name = ""
+            ecn = ap.get("ecn", 0)
+            pc, gc = _CIPHERS.get(ecn, (4, 4))
+            out.append((ecn, name, ap.get("rssi", -50), ap["bssid"].lower(), ap.get("channel", 1),
+                        ap.get("pairwise_cipher", pc), ap.get("group_cipher", gc),
+                        ap.get("wifi_protocol", 7), ap.get("wps", 0)))
+        return out
 
     def ifconfig(self):
         return self.ip, "255.0.0.0", self.ip, self.ip
-
-    def ap_ifconfig(self):
-        return ("192.168.4.1", "255.255.255.0", "192.168.4.1", "0.0.0.0")
-
-    def mac(self, iface=0):
-        return "02:00:00:00:00:%02x" % (1 + iface)
 
     def ip6(self):
         """Link-local from the MAC (EUI-64), and $VBOARD_IP6 (::1 by default) as
         the global address: joining gives the host's own network, loopback included."""
         return "fe80::ff:fe00:1", os.getenv("VBOARD_IP6") or "::1"
+
+    # -- settings: kept, reported back, nothing else to do without a radio ---------------
+    def mac(self, iface=0):
+        return self.macs[1 if iface else 0]
+
+    def set_mac(self, iface, mac):
+        self.macs[1 if iface else 0] = mac.lower()
+
+    def hostname(self, name=None):
+        if name is None:
+            return self.name
+        self.name = name
+
+    def set_country(self, policy, code, start, count):
+        """The channels the station scans and joins on follow it (the APs of the list
+        carry no country, so policy 0 changes nothing)."""
+        self.country = (policy, code, start, count)
+        return True
+
+    def set_dhcp(self, mask):
+        """Station DHCP off: the next join gets no address (no static IP here)."""
+        self.dhcp = mask
+        return True
+
+    def set_pm(self, mode):
+        self.pm = mode
+        return True
+
+    # -- the soft-AP --------------------------------------------------------------------
+    def ap_ifconfig(self):
+        return ("192.168.4.1", "255.255.255.0", "192.168.4.1", "0.0.0.0")
+
+    def softap(self, ssid, pwd, channel, ecn, max_conn, hidden):
+        self.ap_conf = (ssid, pwd, channel, ecn, max_conn, hidden)
+        return True
+
+    def stations(self):
+        """(ip, mac) of the stations joined to the soft-AP: there are none."""
+        return []
 
 
 class Board:
@@ -106,6 +244,24 @@ class Board:
         self.min_free = 1 << 30
 
     def reset(self):
+        sys.exit(RESET_EXIT)
+
+    def deepsleep(self, ms):
+        """AT+GSLP: silent for ms milliseconds, then a reset (an ESP32 wakes from
+        deep sleep through its boot). What the host sends meanwhile is read and
+        dropped, as a sleeping chip's UART loses it."""
+        import select
+        import time
+
+        p = select.poll()
+        p.register(self.uart.obj, select.POLLIN)
+        buf = bytearray(256)
+        left = ms
+        while left > 0:
+            t0 = time.ticks_ms()
+            if p.poll(min(left, 1000)) and not self.uart.readinto(buf):
+                time.sleep_ms(10)  # hung up: nothing to read, do not spin
+            left -= time.ticks_diff(time.ticks_ms(), t0)
         sys.exit(RESET_EXIT)
 
     def rtc_now(self):
