@@ -13,8 +13,8 @@ ceiling with the ratio. Peers listen on 127.0.0.1 (or --host-ip for a real board
 
 Sections are plain functions in SECTIONS, run in order with one shared context
 (ctx.wire is the board's port, ctx.row(...) records a figure, ctx.baseline(...)
-gives a running baseline helper). To add one (SSL ...), write `def bench_x(ctx)`
-and append ("x", bench_x, True) to SECTIONS.
+gives a running baseline helper). To add one, write `def bench_x(ctx)` and
+append ("x", bench_x, True) to SECTIONS.
 
     latency      AT -> OK round trip
     cipsend      AT+CIPSEND 2048 and 8192 bytes (CIPMUX=0) into a TCP sink
@@ -24,6 +24,11 @@ and append ("x", bench_x, True) to SECTIONS.
     passive      AT+CIPRECVTYPE=0,1 and AT+CIPRECVDATA=0,2048 reads of a TCP source
     sendl        AT+CIPSENDL of 16 MiB (AT+CIPSENDLCFG=1048576) into a TCP sink
     passthrough  AT+CIPMODE=1: both directions, 1-byte latency at AT+TRANSINTVL=0 and 20
+    ssl          SSL links: GC heap of one (AT+SYSRAM?), CIPSTART "SSL" auth 0 / auth 2 (client_ca.0)
+                 beside "TCP" and a minimal tls loop; CIPSENDL, CIPSEND 2048 and +IPD beside TCP
+    dns          AT+CIPDOMAIN against a local dnslib server (AT+CIPDNS=1) beside an IP literal, a
+                 host-side query and a minimal loop (binding UDP port 53 needs root)
+    tcpv6        AT+CIPV6=1: +IPD and CIPSEND 2048 over TCPv6 (::1) beside TCPv4 (127.0.0.1)
 """
 import argparse
 import hashlib
@@ -634,9 +639,11 @@ class BaseCopy:
     """The bare copy loop on one socket: up/down move n bytes one way and return MB/s,
     latency times one-byte packets pty -> TCP."""
 
+    host = "127.0.0.1"
+
     def __init__(self, ctx):
-        self.peer = JobPeer("127.0.0.1")
-        self.bp = BaselineProc("copy", "127.0.0.1", self.peer.port)
+        self.peer = JobPeer(self.host)
+        self.bp = BaselineProc("copy", self.host, self.peer.port)
         self.peer.srv.wait_conn(10)
         self.wire = Wire(self.bp.path)
         self.seconds = ctx.args.seconds
@@ -724,6 +731,8 @@ class Ctx:
     def __init__(self, args):
         self.args = args
         self.host = args.host_ip
+        self.host6 = args.host_ip6
+        self.pki = None  # Pki (ssl), made when first needed
         self.run_s = args.seconds / max(1, args.reps)  # time limit of one throughput run
         self.rows = []  # (section, figure, value, baseline, ratio)
         self.failed = []
@@ -901,12 +910,13 @@ def bench_latency(ctx):
     print("  target: " + ctx.target)
 
 
-def _fw_cipsend(ctx, sink, size, n):
-    """One firmware CIPSEND run over a fresh CIPMUX=0 link; (MB/s, whole, ms to '>', ms to SEND OK)."""
+def _fw_cipsend(ctx, sink, size, n, typ="TCP", host=None):
+    """One firmware CIPSEND run over a fresh CIPMUX=0 link of type typ ("TCP", "SSL", "TCPv6") to
+    sink on host (default ctx.host); (MB/s, whole, ms to '>', ms to SEND OK)."""
     w = ctx.wire
     data, want = payload(n, b"cipsend")
     flow = sink.flow = Flow(n)
-    w.ok('AT+CIPSTART="TCP","%s",%d' % (ctx.host, sink.port), timeout=10)
+    w.ok('AT+CIPSTART="%s","%s",%d' % (typ, host or ctx.host, sink.port), timeout=20)
     sent, t0, s1, s2 = cipsend_loop(w, size, data, time.monotonic() + ctx.run_s)
     rate, whole = cipsend_finish(flow, want, sent, t0)
     w.ok("AT+CIPCLOSE", timeout=5)
@@ -947,23 +957,28 @@ def bench_cipsend(ctx):
         sink.close()
 
 
-def _fw_ipd(ctx, n):
-    """One +IPD run: a fresh CIPMUX=0 link, the peer sends n bytes, the host parses the frames.
-    Returns (MB/s, whole, frames, text found between frames)."""
+def _fw_ipd(ctx, n, typ="TCP", host=None, wrap=None):
+    """One +IPD run: a fresh CIPMUX=0 link of type typ to a peer on host (default ctx.host), the
+    peer sends n bytes, the host parses the frames. wrap(conn) makes the peer's end (TLS).
+    Returns (MB/s, whole, frames, text found between frames, bytes that arrived, MB/s to the last
+    byte that arrived)."""
     w = ctx.wire
     data, want = payload(n, b"ipd")
     go = threading.Event()
     started = [None]
+    host = host or ctx.host
 
     def source(c, srv):
+        if wrap is not None:
+            c = wrap(c)
         if go.wait(ctx.run_s + 5):
             started[0] = time.perf_counter()
             c.sendall(data)
         _hold(c, srv)
 
-    srv = TcpServer(ctx.host, source)
+    srv = TcpServer(host, source)
     try:
-        w.ok('AT+CIPSTART="TCP","%s",%d' % (ctx.host, srv.port), timeout=10)
+        w.ok('AT+CIPSTART="%s","%s",%d' % (typ, host, srv.port), timeout=20)
         srv.wait_conn(5)
         w.quiet(0.05)
         flow = Flow(n)
@@ -989,10 +1004,14 @@ def _fw_ipd(ctx, n):
         del buf[:pos]
         if whole and flow.digest() != want:
             raise AssertionError("+IPD payload: SHA-256 mismatch")
+        if not whole and flow.digest() != hashlib.sha256(data[:flow.n]).hexdigest():
+            raise AssertionError("+IPD payload: the %d bytes that arrived differ from what was sent" % flow.n)
         w.write(b"AT+CIPCLOSE\r\n")
         w.read_until(FINAL, 10)
         w.quiet(0.1)
-        return mbps(flow.n, t_end - (started[0] or t_end)), whole, frames, state[2]
+        t0 = started[0] or t_end
+        return (mbps(flow.n, t_end - t0), whole, frames, state[2], flow.n,
+                mbps(flow.n, (flow.t_last or t_end) - t0))
     finally:
         srv.close()
 
@@ -1422,13 +1441,13 @@ def bench_passive(ctx):
         w.ok("AT+CIPMUX=0")
 
 
-def _fw_sendl(ctx, sink, n):
-    """One AT+CIPSENDL=<n> run into a fresh CIPMUX=0 link: a thread writes, this one reads the
-    reports. Returns (MB/s, whole, reports, seconds to SEND OK)."""
+def _fw_sendl(ctx, sink, n, typ="TCP"):
+    """One AT+CIPSENDL=<n> run into a fresh CIPMUX=0 link of type typ: a thread writes, this one
+    reads the reports. Returns (MB/s, whole, reports, seconds to SEND OK)."""
     w = ctx.wire
     data, want = payload(n, b"sendl")
     flow = sink.flow = Flow(n)
-    w.ok('AT+CIPSTART="TCP","%s",%d' % (ctx.host, sink.port), timeout=10)
+    w.ok('AT+CIPSTART="%s","%s",%d' % (typ, ctx.host, sink.port), timeout=20)
     w.write(b"AT+CIPSENDL=%d\r\n" % n)
     r = w.read_until(b">", 5)
     if r != b"\r\nOK\r\n\r\n>":
@@ -1624,8 +1643,671 @@ def bench_passthrough(ctx):
             peer.close()
 
 
-# (name, function, needs the board). Later sections (SSL ...) go here; the board's
-# sections run after "setup".
+# -- SSL, names (DNS), TCPv6 -----------------------------------------------------------------------
+CONNECTED = b"CONNECT\r\n\r\nOK\r\n"
+DNS_NAME = "bench.test"
+DNS_BLOCK = 20  # lookups per block; blocks of each kind alternate
+
+
+class Pki:
+    """A test CA (trustme) and a certificate for the host's addresses: the Python peers' server
+    context, a Python client context that trusts the CA, the CA as PEM (what the board stores as
+    client_ca.0) and as DER in a file (for tools/bench_baseline.py)."""
+
+    def __init__(self, names):
+        import ssl
+        import trustme
+        self.ca = trustme.CA()
+        self.cert = self.ca.issue_cert(*names)
+        self.server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.cert.configure_cert(self.server_ctx)
+        self.client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self.ca.configure_trust(self.client_ctx)
+        # The board's mbedTLS speaks TLS 1.2: the Python client (a reference) does the same.
+        self.client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.ca_pem = self.ca.cert_pem.bytes()
+        fd, self.ca_der = tempfile.mkstemp(prefix="bench-ca-", suffix=".der")
+        with os.fdopen(fd, "wb") as f:
+            f.write(ssl.PEM_cert_to_DER_cert(self.ca_pem.decode()))
+
+    def wrap(self, c):
+        """The server end of a TLS connection (the handshake runs here)."""
+        return self.server_ctx.wrap_socket(c, server_side=True)
+
+    def close(self):
+        try:
+            os.unlink(self.ca_der)
+        except OSError:
+            pass
+
+
+def get_pki(ctx):
+    if getattr(ctx, "pki", None) is None:
+        names = ["localhost", "127.0.0.1", "::1"]
+        for h in (ctx.host, ctx.host6):
+            if h not in names:
+                names.append(h)
+        ctx.pki = Pki(names)
+        ctx.at_exit(ctx.pki.close)
+    return ctx.pki
+
+
+class TlsSink(Sink):
+    """Sink over TLS: every connection is wrapped (server side) and read into the current flow."""
+
+    def __init__(self, host, pki):
+        self.pki = pki
+        super().__init__(host)
+
+    def _handler(self, c, srv):
+        super()._handler(self.pki.wrap(c), srv)
+
+
+class TlsJobPeer(JobPeer):
+    """JobPeer over TLS ("recv" and "send" jobs), for the TLS copy loop."""
+
+    def __init__(self, host, pki):
+        self.pki = pki
+        super().__init__(host)
+
+    def _handler(self, c, srv):
+        s = self.pki.wrap(c)
+        s.settimeout(0.1)
+        while not srv._stop:
+            try:
+                job = self.jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            kind, until = job[0], job[-1]
+            if kind == "recv":
+                flow = job[1]
+                while not flow.done.is_set() and time.monotonic() < until:
+                    try:
+                        d = s.recv(1 << 20)
+                    except OSError as e:
+                        if _timed_out(e):
+                            continue
+                        return
+                    if not d:
+                        return
+                    flow.add(d)
+            elif kind == "send":
+                job[2][0] = time.perf_counter()
+                s.settimeout(max(0.1, until - time.monotonic()))
+                try:
+                    s.sendall(job[1])
+                except OSError as e:
+                    if not _timed_out(e):
+                        return
+                finally:
+                    s.settimeout(0.1)
+
+
+class BaseCopy6(BaseCopy):
+    """The bare copy loop over TCPv6 (::1)."""
+    host = "::1"
+
+
+class BaseTlsCopy(BaseCopy):
+    """The bare copy loop over TLS (tools/bench_baseline.py tlscopy): the ceiling of an SSL link."""
+
+    def __init__(self, ctx):
+        self.peer = TlsJobPeer("127.0.0.1", get_pki(ctx))
+        self.bp = BaselineProc("tlscopy", "127.0.0.1", self.peer.port)
+        self.peer.srv.wait_conn(10)
+        self.wire = Wire(self.bp.path)
+        self.seconds = ctx.args.seconds
+
+
+class BaseTls(BaseResponder):
+    """The least AT+CIPSTART (TCP and SSL) can cost (tools/bench_baseline.py tls)."""
+
+    def __init__(self, ctx):
+        self.bp = BaselineProc("tls", get_pki(ctx).ca_der)
+        self.wire = self.bp.open()
+
+
+def connect_time(w, line, timeout=20.0):
+    """Seconds from writing an AT+CIPSTART line to its CONNECT + OK; then AT+CIPCLOSE (untimed)."""
+    t0 = time.perf_counter()
+    w.write(line)
+    r = w.read_until(FINAL, timeout)
+    t = time.perf_counter() - t0
+    if r != CONNECTED:
+        raise AssertionError("%s -> %r" % (line.strip().decode(), r[-300:]))
+    r = w.cmd("AT+CIPCLOSE", 10)
+    if not r.endswith(OK):
+        raise AssertionError("AT+CIPCLOSE -> %r" % r[-200:])
+    return t
+
+
+def py_handshake(pki, host, port):
+    """Seconds for a CPython (OpenSSL) client to connect and handshake, checking the certificate."""
+    t0 = time.perf_counter()
+    s = socket.create_connection((host, port), timeout=10)
+    try:
+        ss = pki.client_ctx.wrap_socket(s, server_hostname=host)
+        t = time.perf_counter() - t0
+        ss.close()
+    finally:
+        s.close()
+    return t
+
+
+def provision(w, ns, key, data):
+    """AT+SYSMFG write of a binary value (tests/tlspeers.py's provision over this Wire)."""
+    w.write(b'AT+SYSMFG=2,"%s","%s",8,%d\r\n' % (ns.encode(), key.encode(), len(data)))
+    w.read_until(b">", 5)
+    w.write(data)
+    r = w.read_until(FINAL, 10)
+    if not r.endswith(OK):
+        raise AssertionError("AT+SYSMFG=2,%s,%s -> %r" % (ns, key, r[-200:]))
+
+
+def mfg_read(w, ns, key):
+    """The value of an AT+SYSMFG key, or None when it is not there."""
+    w.write(b'AT+SYSMFG=1,"%s","%s"\r\n' % (ns.encode(), key.encode()))
+    r = w.read_until(re.compile(rb'\+SYSMFG:"[^"]*","[^"]*",\d+,(\d+),|\r\nERROR\r\n'), 5)
+    if r.endswith(b"\r\nERROR\r\n"):
+        return None
+    n = int(re.search(rb",(\d+),$", r).group(1))
+    data = w.read_exactly(n, 5)
+    w.read_until(OK, 5)
+    return data
+
+
+def fw_pid(ctx):
+    """The pid of the virtual board's firmware process (the launcher's child), or None."""
+    if ctx.vb is None:
+        return None
+    pid = ctx.vb.proc.pid
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return int(f.read().split()[-1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_anon(ctx):
+    """RssAnon (bytes) of the virtual board's firmware process, or None (a real board, no /proc)."""
+    pid = fw_pid(ctx)
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError, TypeError):
+        pass
+    return None
+
+
+def cpu_s(pid):
+    """CPU time (seconds, ns resolution) a process has run, from /proc/<pid>/schedstat; 0 if unknown."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError, TypeError):
+        return 0.0
+
+
+def _ms_rows(ctx, section, what, fw, base, base_name, note=""):
+    """Median and p99 rows of fw (seconds) against base (seconds)."""
+    med, p99 = stats_ms(fw)
+    bmed, bp99 = stats_ms(base)
+    ctx.row(section, "%s, median" % what, "%.3f ms" % med, "%s %.3f ms" % (base_name, bmed),
+            "%.1fx" % (med / bmed), note)
+    ctx.row(section, "%s, p99" % what, "%.3f ms" % p99, "%s %.3f ms" % (base_name, bp99), "%.1fx" % (p99 / bp99))
+    return med, bmed
+
+
+def _ssl_heap(ctx, tsrv, psrv):
+    """AT+SYSRAM? with CIPMUX=1: no link; 5 TCP links; no link again; one SSL link; one SSL + four
+    TCP links; all closed. Every figure of this section is taken minutes apart from none of the others."""
+    w = ctx.wire
+    w.ok("AT+CIPMUX=1")
+    try:
+        w.ok("AT+CIPSSLCCONF=0,0,0,0")
+        for lid in range(5):
+            w.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (lid, ctx.host, psrv.port), timeout=10)
+        free_t5, _ = _sysram(w)
+        w.ok("AT+CIPCLOSE=5", timeout=10)
+        w.quiet(0.2)
+        free0, _ = _sysram(w)
+        rss0 = rss_anon(ctx)
+        r = w.cmd('AT+CIPSTART=0,"SSL","%s",%d' % (ctx.host, tsrv.port), 20)
+        if r != b"0," + CONNECTED:
+            raise AssertionError("AT+CIPSTART=0,\"SSL\" -> %r" % r)
+        free1, _ = _sysram(w)
+        rss1 = rss_anon(ctx)
+        for lid in range(1, 5):
+            w.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (lid, ctx.host, psrv.port), timeout=10)
+        free2, _ = _sysram(w)
+        w.ok("AT+CIPCLOSE=5", timeout=10)
+        w.quiet(0.2)
+        free3, _ = _sysram(w)
+    finally:
+        w.ok("AT+CIPMUX=0")
+    ssl_cost = free0 - free1
+    ctx.base["ssl_link_heap"] = ssl_cost
+    ctx.row("baseline", "free heap, CIPMUX=1, no link (ssl)", "%d B" % free0,
+            note="(5 TCP links open a moment before: %d B, %.0f B per link)" % (free_t5, (free0 - free_t5) / 5))
+    note = "(the first SSL link since boot"
+    if free3 < free0:
+        note += "; %d B of it stay allocated after AT+CIPCLOSE, so a link costs %s B once SSL has been used" % (
+            free0 - free3, format(free3 - free1, ","))
+    if rss0 is not None and rss1 is not None:
+        note += "; the firmware process's RssAnon grew %+d KB: mbedTLS's own state is malloc'd outside the GC " \
+                "heap on this port" % ((rss1 - rss0) // 1024)
+    note += ")"
+    ctx.row("ssl", "free heap, one SSL link open (CIPMUX=1)", "%d B" % free1, "no link %d B" % free0,
+            "an SSL link takes %s B of GC heap" % format(ssl_cost, ","), note)
+    ctx.row("ssl", "free heap, 1 SSL + 4 TCP links open", "%d B" % free2, "5 TCP links %d B" % free_t5,
+            "%s B more than 5 TCP links" % format(free_t5 - free2, ","),
+            "(4 TCP links beside the SSL one: %.0f B each; after AT+CIPCLOSE=5: %d B free)" % (
+                (free1 - free2) / 4, free3))
+
+
+def _ssl_handshakes(ctx, tsrv, psrv, seen):
+    """AT+CIPSTART "TCP" and "SSL" (auth 0, auth 2) connect times, firmware and minimal loop alternating."""
+    w = ctx.wire
+    pki = get_pki(ctx)
+    bw = ctx.baseline(BaseTls).wire
+    host = ctx.host
+    lines = {"TCP": b'AT+CIPSTART="TCP","%s",%d\r\n' % (host.encode(), psrv.port),
+             "SSL": b'AT+CIPSTART="SSL","%s",%d\r\n' % (host.encode(), tsrv.port)}
+    kinds = ("TCP", "SSL0", "SSL2")
+    fw = {k: [] for k in kinds}
+    blk = {k: [] for k in kinds}  # the minimal loop, blocking handshake
+    nbl = {k: [] for k in kinds[1:]}  # the minimal loop, non-blocking socket (as the firmware)
+    ndl = {k: [] for k in kinds[1:]}  # the minimal loop, blocking, TCP_NODELAY set before the handshake
+    py = []
+    cpu_fw = {k: [] for k in kinds}  # CPU seconds of the firmware process per connect (+ close)
+    cpu_bl = {k: [] for k in kinds}  # of the minimal loop (blocking)
+    fpid = fw_pid(ctx)
+    bpid = ctx.baseline(BaseTls).bp.proc.pid
+    auth = None
+    # One of each first, untimed: the first SSL link imports at/sslconf.py and reads the mfg store.
+    for k in kinds + kinds:
+        a = k[3:] or "0"
+        w.ok("AT+CIPSSLCCONF=%s,0,0" % a)
+        connect_time(w, lines[k[:3]])
+    for _ in range(ctx.args.handshakes):
+        for k in kinds:
+            line = lines[k[:3]]
+            if k != "TCP":
+                if auth != k[3]:
+                    auth = k[3]
+                    w.ok("AT+CIPSSLCCONF=%s,0,0" % auth)
+                    bw.ok("AT+CIPSSLCCONF=%s,0,0" % auth)
+                bw.ok("AT+BLOCKING=0")
+                nbl[k].append(connect_time(bw, line))
+                bw.ok("AT+BLOCKING=1")
+                bw.ok("AT+NODELAY=1")
+                ndl[k].append(connect_time(bw, line))
+                bw.ok("AT+NODELAY=0")
+            c0 = cpu_s(bpid)
+            blk[k].append(connect_time(bw, line))
+            cpu_bl[k].append(cpu_s(bpid) - c0)
+            c0 = cpu_s(fpid)
+            fw[k].append(connect_time(w, line))
+            cpu_fw[k].append(cpu_s(fpid) - c0)
+            if k == "SSL2":
+                py.append(py_handshake(pki, host, tsrv.port))
+    n = len(fw["TCP"])
+    ver = sorted(set(seen))
+    proto = "; ".join("%s %s" % v for v in ver[:2])
+    ctx.row("baseline", "minimal CIPSTART TCP, median", "%.3f ms" % stats_ms(blk["TCP"])[0],
+            note="(p99 %.3f ms; blocking connect, %d connects)" % (stats_ms(blk["TCP"])[1], n))
+    for k in kinds[1:]:
+        ctx.row("baseline", "minimal CIPSTART SSL auth %s, median" % k[3], "%.3f ms" % stats_ms(blk[k])[0],
+                note="(p99 %.3f ms; tls.SSLContext + wrap_socket, blocking; with a non-blocking socket as the "
+                     "firmware: median %.3f ms, p99 %.3f ms; blocking with TCP_NODELAY: median %.3f ms, p99 %.3f ms)"
+                     % (stats_ms(blk[k])[1], stats_ms(nbl[k])[0], stats_ms(nbl[k])[1], stats_ms(ndl[k])[0],
+                        stats_ms(ndl[k])[1]))
+    pmed, pp99 = stats_ms(py)
+    ctx.row("baseline", "CPython (OpenSSL) client handshake, same server", "%.3f ms" % pmed,
+            note="(p99 %.3f ms; connect + handshake, CA checked; the server's share of every handshake is at most this)"
+            % pp99)
+    tmed, _ = _ms_rows(ctx, "ssl", "CIPSTART TCP (connect)", fw["TCP"], blk["TCP"], "minimal loop",
+                       "(%d connects; p99 of %d is the slowest)" % (n, n) if n < 51 else "(%d connects)" % n)
+    for k, what in (("SSL0", "CIPSTART SSL, auth 0 (no verification)"),
+                    ("SSL2", "CIPSTART SSL, auth 2 (server checked against client_ca.0)")):
+        med, bmed = _ms_rows(ctx, "ssl", what, fw[k], blk[k], "minimal loop",
+                             "(%d handshakes; peer: Python ssl, %s; non-blocking minimal loop %.3f ms)"
+                             % (n, proto, stats_ms(nbl[k])[0]))
+        ctx.row("ssl", "CIPSTART SSL auth %s vs CIPSTART TCP" % k[3], "%.3f ms" % med,
+                "TCP connect %.3f ms" % tmed, "+%.1f ms (%.0fx)" % (med - tmed, med / tmed))
+        dmed = stats_ms(ndl[k])[0]
+        ctx.row("ssl", "CIPSTART SSL auth %s vs minimal loop with TCP_NODELAY" % k[3], "%.3f ms" % med,
+                "minimal loop, TCP_NODELAY %.3f ms" % dmed, "%.1fx" % (med / dmed),
+                "(the difference is Nagle holding the client's last flight until the server's delayed ACK)")
+        if fpid and any(cpu_fw[k]):
+            cf = statistics.median(cpu_fw[k]) * 1000
+            cb = statistics.median(cpu_bl[k]) * 1000
+            ctx.row("ssl", "CPU per SSL auth %s connect (firmware process)" % k[3], "%.1f ms" % cf,
+                    "minimal loop %.1f ms" % cb, "%.0f%% of the median connect time" % (100 * cf / med),
+                    "(median over %d connects, from /proc/<pid>/schedstat; incl. AT+CIPCLOSE)" % n)
+
+
+def _ssl_throughput(ctx):
+    """SSL vs TCP, both directions, firmware and baselines alternating run by run."""
+    w = ctx.wire
+    pki = get_pki(ctx)
+    n = ctx.args.bytes
+    m = ctx.args.send_bytes // 2
+    reps = ctx.args.reps
+    copy = ctx.baseline(BaseCopy)
+    tcopy = ctx.baseline(BaseTlsCopy)
+    sink = Sink(ctx.host)
+    tsink = TlsSink(ctx.host, pki)
+    w.ok("AT+CIPSSLCCONF=0,0,0")
+    w.ok("AT+CIPSENDLCFG=1048576")
+    try:
+        r_up, t_up, f_up, s_up = [], [], [], []
+        for _ in range(reps):
+            r_up.append(copy.up(n))
+            t_up.append(tcopy.up(n))
+            f_up.append(_fw_sendl(ctx, sink, n))
+            s_up.append(_fw_sendl(ctx, tsink, n, "SSL"))
+        f_cs, s_cs = [], []
+        for _ in range(reps):
+            f_cs.append(_fw_cipsend(ctx, sink, 2048, m))
+            s_cs.append(_fw_cipsend(ctx, tsink, 2048, m, "SSL"))
+        r_dn, t_dn, f_dn, s_dn = [], [], [], []
+        for _ in range(reps):
+            r_dn.append(copy.down(n))
+            t_dn.append(tcopy.down(n))
+            f_dn.append(_fw_ipd(ctx, n))
+            s_dn.append(_fw_ipd(ctx, n, "SSL", wrap=pki.wrap))
+    finally:
+        sink.close()
+        tsink.close()
+        w.ok("AT+CIPSENDLCFG=1024,2920")
+    up = _base_row(ctx, "raw copy pty->TCP (ssl)", r_up, n)
+    tup = _base_row(ctx, "TLS copy loop pty->TLS", t_up, n)
+    dn = _base_row(ctx, "raw copy TCP->pty (ssl)", r_dn, n)
+    tdn = _base_row(ctx, "TLS copy loop TLS->pty", t_dn, n)
+    fu = statistics.median(r[0] for r in f_up)
+    su = statistics.median(r[0] for r in s_up)
+    ctx.row("ssl", "SSL CIPSENDL board->peer", "%.2f MB/s" % su, "TCP CIPSENDL %.2f MB/s" % fu,
+            "%.0f%%" % (100 * su / fu), _rate_note(s_up, _mib(n))[:-1] + "; TCP: %s)" % spread(
+                [r[0] for r in f_up], "%.2f"))
+    ctx.row("ssl", "SSL CIPSENDL vs the copy loops", "%.2f MB/s" % su,
+            "TLS copy %.1f MB/s, raw copy %.1f MB/s" % (tup, up), "%.1f%% / %.1f%%" % (100 * su / tup, 100 * su / up))
+    fc = statistics.median(r[0] for r in f_cs)
+    sc = statistics.median(r[0] for r in s_cs)
+    ctx.row("ssl", "SSL CIPSEND 2048B board->peer", "%.2f MB/s" % sc, "TCP CIPSEND 2048B %.2f MB/s" % fc,
+            "%.0f%%" % (100 * sc / fc), _cipsend_note(s_cs, m))
+    fd = statistics.median(r[0] for r in f_dn)
+    # A run that stalls short of the end (a firmware bug, see BENCHMARKS.md) counts to its last byte;
+    # the stall is reported beside the rate.
+    sd = statistics.median(r[5] for r in s_dn)
+    frames = s_dn[-1][2]
+    short = [n - r[4] for r in s_dn if not r[1]]
+    if short:
+        note = "(%s; %d of %d runs STALLED short of the end: %s B never arrived within the run's %.0f s limit; " \
+               "their rate is to the last byte that did)" % (spread([r[5] for r in s_dn], "%.2f"), len(short),
+                                                              len(s_dn), "/".join(format(x, ",") for x in short),
+                                                              ctx.run_s)
+    else:
+        note = _rate_note(s_dn, _mib(n))
+    note = note[:-1] + "; %.0f B/frame; TCP: %s)" % (n / max(1, frames), spread([r[0] for r in f_dn], "%.2f"))
+    if not all(r[1] for r in f_dn):
+        note += " TCP: time limit hit in some runs"
+    junk = [j for r in s_dn + f_dn for j in r[3]]
+    if junk:
+        note += " UNEXPECTED text between frames: %r" % junk[:3]
+    ctx.row("ssl", "SSL +IPD peer->board", "%.2f MB/s" % sd, "TCP +IPD %.2f MB/s" % fd, "%.0f%%" % (100 * sd / fd),
+            note)
+    ctx.row("ssl", "SSL +IPD vs the copy loops", "%.2f MB/s" % sd,
+            "TLS copy %.1f MB/s, raw copy %.1f MB/s" % (tdn, dn), "%.1f%% / %.1f%%" % (100 * sd / tdn, 100 * sd / dn))
+
+
+def bench_ssl(ctx):
+    """SSL links: heap of one link, CIPSTART "SSL" (auth 0 and 2) beside "TCP", throughput both ways beside TCP."""
+    w = ctx.wire
+    pki = get_pki(ctx)
+    seen = []
+
+    def tls_hold(c, srv):
+        s = pki.wrap(c)
+        seen.append((s.version(), s.cipher()[0]))
+        _hold(s, srv)
+
+    tsrv = TcpServer(ctx.host, tls_hold)
+    psrv = TcpServer(ctx.host, _hold)
+    w.ok("AT+CIPMUX=0")
+    saved = None
+    if ctx.args.port:  # a real board: put its CA and SSL settings back afterwards
+        m = re.search(rb"\+CIPSSLCCONF:\d+,(\d+),(\d+),(\d+)", w.ok("AT+CIPSSLCCONF?"))
+        saved = (mfg_read(w, "client_ca", "client_ca.0"), m.groups() if m else (b"0", b"0", b"0"))
+    try:
+        provision(w, "client_ca", "client_ca.0", pki.ca_pem)
+        _ssl_heap(ctx, tsrv, psrv)
+        _ssl_handshakes(ctx, tsrv, psrv, seen)
+        _ssl_throughput(ctx)
+    finally:
+        tsrv.close()
+        psrv.close()
+        w.quiet(0.1)
+        if saved is not None:
+            ca, conf = saved
+            if ca is None:
+                w.cmd('AT+SYSMFG=0,"client_ca","client_ca.0"')
+            else:
+                provision(w, "client_ca", "client_ca.0", ca)
+            w.ok("AT+CIPSSLCCONF=%s" % b",".join(conf).decode())
+        else:
+            w.ok("AT+CIPSSLCCONF=0,0,0")
+
+
+class DnsServer:
+    """A DNS server (dnslib) on UDP port 53 of host, or of the first free 127.0.0.x from .2 on:
+    A records from `records`, NXDOMAIN for other names. Counts the queries it answers."""
+
+    def __init__(self, records, host=None):
+        from dnslib import DNSRecord  # noqa: F401  (fail early if missing)
+        self.records = records
+        self.count = 0
+        hosts = [host] if host else ["127.0.0.%d" % i for i in range(2, 255)]
+        last = None
+        for h in hosts:
+            s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((h, 53))
+                self.sock, self.host = s, h
+                break
+            except OSError as e:
+                last = e
+                s.close()
+        else:
+            raise OSError("cannot bind UDP port 53 on %s: %r" % ("any of 127.0.0.2-254" if not host else host, last))
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            try:
+                q = DNSRecord.parse(data)
+                r = q.reply()
+                name = str(q.q.qname).rstrip(".")
+                ip = self.records.get(name)
+                if ip is None:
+                    r.header.rcode = RCODE.NXDOMAIN
+                elif q.q.qtype == QTYPE.A:
+                    r.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(ip), ttl=60))
+                self.count += 1
+                self.sock.sendto(r.pack(), addr)
+            except Exception:  # noqa: BLE001  (a bad packet: no answer)
+                pass
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def py_lookup(server, name, want):
+    """Seconds for a host-side lookup as the firmware makes it: a fresh UDP socket, a dnslib
+    query, the answer parsed with dnslib."""
+    from dnslib import DNSRecord
+    t0 = time.perf_counter()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(2)
+        q = DNSRecord.question(name)
+        s.sendto(q.pack(), (server, 53))
+        a = DNSRecord.parse(s.recv(1500))
+        got = str(a.rr[0].rdata) if a.rr else None
+    finally:
+        s.close()
+    t = time.perf_counter() - t0
+    if a.header.id != q.header.id or got != want:
+        raise AssertionError("host lookup of %s: %r" % (name, got))
+    return t
+
+
+class BaseDns(BaseResponder):
+    """The least AT+CIPDOMAIN can cost (tools/bench_baseline.py dns SERVER)."""
+
+    def __init__(self, server):
+        self.bp = BaselineProc("dns", server)
+        self.wire = self.bp.open()
+
+
+def bench_dns(ctx):
+    """AT+CIPDOMAIN against a local dnslib server (AT+CIPDNS=1); beside an IP literal, a host-side query, a minimal loop."""
+    w = ctx.wire
+    want = ctx.host
+    try:
+        srv = DnsServer({DNS_NAME: want}, ctx.host if ctx.args.port else None)
+    except OSError as e:
+        print("  skipped: %s (binding port 53 needs root)" % e)
+        return
+    saved = w.ok("AT+CIPDNS?") if ctx.args.port else None
+    base = None
+    try:
+        base = BaseDns(srv.host)
+        bw = base.wire
+        w.ok('AT+CIPDNS=1,"%s"' % srv.host)
+        name_line = b'AT+CIPDOMAIN="%s"\r\n' % DNS_NAME.encode()
+        lit = want  # the same address as an IP literal: no DNS traffic
+        lit_line = b'AT+CIPDOMAIN="%s"\r\n' % lit.encode()
+        for wire, tag in ((w, "firmware"), (bw, "minimal loop")):
+            for line, ip in ((name_line, want), (lit_line, lit)):
+                r = wire.cmd(line.strip().decode())
+                if r != b'+CIPDOMAIN:"%s"\r\n\r\nOK\r\n' % ip.encode():
+                    raise AssertionError("%s: %s -> %r" % (tag, line.strip().decode(), r))
+        py_lookup(srv.host, DNS_NAME, want)
+        fw_name, fw_lit, host, mini, mini_lit = [], [], [], [], []
+        queries = 0
+        for _ in range((ctx.args.lookups + DNS_BLOCK - 1) // DNS_BLOCK):
+            c0 = srv.count
+            fw_name += round_trips(w, DNS_BLOCK, name_line)
+            queries += srv.count - c0
+            c0 = srv.count
+            fw_lit += round_trips(w, DNS_BLOCK, lit_line)
+            if srv.count != c0:
+                raise AssertionError("an IP literal in AT+CIPDOMAIN reached the DNS server")
+            host += [py_lookup(srv.host, DNS_NAME, want) for _ in range(DNS_BLOCK)]
+            mini += round_trips(bw, DNS_BLOCK, name_line)
+            mini_lit += round_trips(bw, DNS_BLOCK, lit_line)
+        k = len(fw_name)
+        hmed, hp99 = stats_ms(host)
+        ctx.row("baseline", "host Python DNS query, median", "%.3f ms" % hmed,
+                note="(p99 %.3f ms; fresh UDP socket + dnslib packet, %d queries to the same server)" % (hp99, k))
+        ctx.row("baseline", "minimal CIPDOMAIN loop, median", "%.3f ms" % stats_ms(mini)[0],
+                note="(p99 %.3f ms; MicroPython, blocking UDP query; IP literal: median %.3f ms)" % (
+                    stats_ms(mini)[1], stats_ms(mini_lit)[0]))
+        med, _ = _ms_rows(ctx, "dns", 'CIPDOMAIN "%s" (one A query to 127.0.0.x:53)' % DNS_NAME, fw_name, host,
+                          "host Python query", "(%d lookups, %.2f queries each at the server)" % (k, queries / k))
+        ctx.row("dns", "CIPDOMAIN name vs minimal loop", "%.3f ms" % med,
+                "minimal CIPDOMAIN loop %.3f ms" % stats_ms(mini)[0], "%.1fx" % (med / stats_ms(mini)[0]))
+        lmed, _ = _ms_rows(ctx, "dns", 'CIPDOMAIN "%s" (IP literal, no DNS traffic)' % lit, fw_lit, mini_lit,
+                           "minimal loop", "(%d lookups)" % len(fw_lit))
+        ctx.row("dns", "CIPDOMAIN name minus IP literal (the resolver's share)", "%.3f ms" % (med - lmed),
+                "host Python query %.3f ms" % hmed, "%.1fx" % ((med - lmed) / hmed))
+    finally:
+        if base is not None:
+            base.close()
+        srv.close()
+        if saved is not None:
+            m = re.search(rb"\+CIPDNS:(\d)((?:,\"[^\"]*\")*)", saved)
+            if m and m.group(1) == b"1":
+                w.ok("AT+CIPDNS=1%s" % m.group(2).decode())
+            else:
+                w.ok("AT+CIPDNS=0")
+        else:
+            w.ok("AT+CIPDNS=0")
+
+
+def bench_tcpv6(ctx):
+    """TCPv6 (AT+CIPV6=1, peers on ::1) beside TCPv4 (127.0.0.1): +IPD receive and CIPSEND 2048, alternating."""
+    w = ctx.wire
+    if ctx.args.port and ctx.host6 == "::1":
+        print("  skipped: a real board needs --host-ip6 (this host's IPv6 address on the board's network)")
+        return
+    n = ctx.args.bytes
+    m = ctx.args.send_bytes // 2
+    reps = ctx.args.reps
+    h6 = ctx.host6
+    copy4 = ctx.baseline(BaseCopy)
+    copy6 = ctx.baseline(BaseCopy6)
+    saved = re.search(rb"\+CIPV6:(\d)", w.ok("AT+CIPV6?"))
+    w.ok("AT+CIPMUX=0")
+    w.ok("AT+CIPV6=1")
+    sink4 = Sink(ctx.host)
+    sink6 = Sink(h6)
+    try:
+        i4, i6, b4, b6 = [], [], [], []
+        # Alternating, and which family goes first alternates too.
+        for i in range(reps):
+            for fam in ((4, 6) if i % 2 == 0 else (6, 4)):
+                if fam == 4:
+                    b4.append(copy4.down(n))
+                    i4.append(_fw_ipd(ctx, n))
+                else:
+                    b6.append(copy6.down(n))
+                    i6.append(_fw_ipd(ctx, n, "TCPv6", h6))
+        c4, c6 = [], []
+        for i in range(reps):
+            for fam in ((4, 6) if i % 2 == 0 else (6, 4)):
+                if fam == 4:
+                    c4.append(_fw_cipsend(ctx, sink4, 2048, m))
+                else:
+                    c6.append(_fw_cipsend(ctx, sink6, 2048, m, "TCPv6", h6))
+    finally:
+        sink4.close()
+        sink6.close()
+        w.ok("AT+CIPV6=%s" % (saved.group(1).decode() if saved else "0"))
+    d4 = _base_row(ctx, "raw copy TCP->pty (tcpv6 section, 127.0.0.1)", b4, n)
+    d6 = _base_row(ctx, "raw copy TCPv6->pty (::1)", b6, n)
+    r4 = statistics.median(r[0] for r in i4)
+    r6 = statistics.median(r[0] for r in i6)
+    junk = [j for r in i4 + i6 for j in r[3]]
+    note = _rate_note(i6, _mib(n))[:-1] + "; %.0f B/frame; TCPv4: %s)" % (
+        n / max(1, i6[-1][2]), spread([r[0] for r in i4], "%.2f"))
+    if junk:
+        note += " UNEXPECTED text between frames: %r" % junk[:3]
+    ctx.row("tcpv6", "+IPD receive, TCPv6 (%s)" % h6, "%.2f MB/s" % r6, "TCPv4 (%s) %.2f MB/s" % (ctx.host, r4),
+            "%.0f%%" % (100 * r6 / r4), note)
+    ctx.row("tcpv6", "the raw copy loop, IPv6 vs IPv4 (same runs)", "%.1f MB/s" % d6, "IPv4 %.1f MB/s" % d4,
+            "%.0f%%" % (100 * d6 / d4), "(+IPD against its own family's copy: v6 %.1f%%, v4 %.1f%%)" % (
+                100 * r6 / d6, 100 * r4 / d4))
+    s4 = statistics.median(r[0] for r in c4)
+    s6 = statistics.median(r[0] for r in c6)
+    ctx.row("tcpv6", "CIPSEND 2048B, TCPv6 (%s)" % h6, "%.2f MB/s" % s6, "TCPv4 %.2f MB/s" % s4,
+            "%.0f%%" % (100 * s6 / s4), _cipsend_note(c6, m)[:-1] + "; TCPv4: %s)" % spread(
+                [r[0] for r in c4], "%.2f"))
+
+
+# (name, function, needs the board); the board's sections run after "setup".
 SECTIONS = [
     ("machine", bench_machine, False),
     ("setup", bench_setup, True),
@@ -1637,6 +2319,9 @@ SECTIONS = [
     ("passive", bench_passive, True),
     ("sendl", bench_sendl, True),
     ("passthrough", bench_passthrough, True),
+    ("ssl", bench_ssl, True),
+    ("dns", bench_dns, True),
+    ("tcpv6", bench_tcpv6, True),
 ]
 
 
@@ -1667,7 +2352,7 @@ def _recover(ctx):
         w.write(b"AT+CIPCLOSE=5\r\nAT+CIPRECVTYPE=5,0\r\n")
         w.quiet(0.3)
         w.write(b"AT+CIPCLOSE\r\nAT+CIPMUX=0\r\nAT+TRANSINTVL=20\r\n"
-                b"AT+CIPSENDLCFG=1024,2920\r\n")
+                b"AT+CIPSENDLCFG=1024,2920\r\nAT+CIPV6=0\r\nAT+CIPDNS=0\r\n")
         w.quiet(0.3)
     except Exception:
         pass
@@ -1697,6 +2382,10 @@ def main(argv=None):
                    help="time limit of all the runs of one throughput figure on one side (default 10)")
     p.add_argument("--packets", type=int, default=200,
                    help="1-byte packets timed at AT+TRANSINTVL=20 (default 200; five times as many at 0)")
+    p.add_argument("--handshakes", type=int, default=20,
+                   help="AT+CIPSTART connects timed per kind (TCP, SSL auth 0, SSL auth 2; default 20)")
+    p.add_argument("--lookups", type=int, default=200, help="AT+CIPDOMAIN lookups timed per kind (default 200)")
+    p.add_argument("--host-ip6", default="::1", help="this host's IPv6 address as the board sees it (tcpv6)")
     p.add_argument("--only", default="", help="comma-separated section names (machine and setup always run)")
     args = p.parse_args(argv)
     only = set(filter(None, args.only.split(",")))

@@ -7,7 +7,8 @@
 #   micropython -X heapsize=110k tools/bench_baseline.py copy HOST PORT
 #       connects to HOST:PORT and copies pty -> socket and socket -> pty
 #       (select.poll, readinto a 16 KiB buffer, write it out); tools/bench.py
-#       also times single bytes through it (the passthrough latency ceiling)
+#       also times single bytes through it (the passthrough latency ceiling).
+#       HOST may be an IPv6 address (::1)
 #   micropython -X heapsize=110k tools/bench_baseline.py cipsend HOST PORT
 #       the least AT+CIPSEND can cost: connects to HOST:PORT, answers
 #       "AT+CIPSEND=<n>" with OK and ">", streams the next n bytes into the
@@ -18,9 +19,28 @@
 #       "AT+CIPRECVDATA=[<id>,]<len>" with "+CIPRECVDATA:<k>,<data>\r\n\r\nOK\r\n"
 #       in one write, reading up to <len> bytes from the socket straight after
 #       the header (waiting up to 1 s for some); any other line gets OK
+#   micropython -X heapsize=110k tools/bench_baseline.py tls [CAFILE]
+#       the least AT+CIPSTART can cost, TCP and SSL: 'AT+CIPSTART="<type>","<host>",<port>'
+#       connects a blocking socket; for "SSL" it builds a tls.SSLContext (auth 0:
+#       CERT_NONE; after AT+CIPSSLCCONF=2: CERT_REQUIRED with the DER CA in CAFILE,
+#       checked against <host>) and runs the handshake in wrap_socket; then
+#       "CONNECT\r\n\r\nOK\r\n" in one write. AT+CIPCLOSE closes ("CLOSED" + OK).
+#       AT+BLOCKING=0 hands the handshake a non-blocking socket, as the firmware
+#       does (MicroPython's wrap_socket then waits 1 ms per WANT_READ); =1 (the
+#       default) a blocking one. Any other line gets OK
+#   micropython -X heapsize=110k tools/bench_baseline.py tlscopy HOST PORT
+#       the copy loop over TLS: connects to HOST:PORT, handshakes (CERT_NONE), then
+#       copies pty -> TLS and TLS -> pty like `copy` (reading the TLS socket until
+#       it would block: mbedTLS may hold decrypted bytes no poll can see)
+#   micropython -X heapsize=110k tools/bench_baseline.py dns SERVER
+#       the least AT+CIPDOMAIN="<name>" can cost: one blocking UDP A query to
+#       SERVER:53 per line (a fresh socket, as the firmware's resolver does),
+#       the first address as '+CIPDOMAIN:"<ip>"' + OK in one write; an IPv4
+#       literal is answered at once; any other line gets OK
 #
 # It exits when the host closes the socket (copy), when a write fails, or after
 # 120 s with no input; tools/bench.py terminates it when done.
+import os
 import select
 import socket
 import sys
@@ -125,8 +145,9 @@ def copy_loop(host, port):
 
 
 def _connect(host, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.connect(socket.getaddrinfo(host, port)[0][-1])
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.connect(socket.getaddrinfo(host, port, fam)[0][-1])
     s.setblocking(False)
     return s
 
@@ -240,10 +261,200 @@ def recvdata_loop(host, port):
             line = bytearray()
 
 
+def _lines(handle):
+    """Read the pty line by line; handle(line) returns the bytes to answer."""
+    buf = bytearray(512)
+    mv = memoryview(buf)
+    line = bytearray()
+    p = select.poll()
+    p.register(uin, POLLIN)
+    uoutp = select.poll()
+    uoutp.register(uout, POLLOUT)
+    last = time.ticks_ms()
+    while True:
+        if not p.poll(1000):
+            if time.ticks_diff(time.ticks_ms(), last) > IDLE_MS:
+                return
+            continue
+        try:
+            n = uin.readinto(buf)
+        except OSError:
+            n = None
+        if not n:
+            continue
+        last = time.ticks_ms()
+        pos = 0
+        while pos < n:
+            i = buf.find(b"\n", pos, n)
+            stop = n if i < 0 else i + 1
+            line.extend(mv[pos:stop])
+            pos = stop
+            if i < 0:
+                continue
+            write_all(uout, handle(bytes(line)), uoutp)
+            line = bytearray()
+
+
+def tls_loop(cafile):
+    import tls
+    ca = None
+    if cafile:
+        with open(cafile, "rb") as f:
+            ca = f.read()
+    st = {"auth": 0, "blocking": 1, "nodelay": 0, "s": None, "ss": None}
+
+    def close():
+        for k in ("ss", "s"):
+            if st[k] is not None:
+                try:
+                    st[k].close()
+                except OSError:
+                    pass
+                st[k] = None
+
+    def handle(line):
+        if line.startswith(b"AT+CIPSTART="):
+            # AT+CIPSTART="<type>","<host>",<port>
+            f = line[12:].strip().split(b",")
+            typ, host, port = f[0].strip(b'"'), f[1].strip(b'"').decode(), int(f[2])
+            close()
+            try:
+                s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+                st["s"] = s
+                if st["nodelay"]:
+                    s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
+                s.connect(socket.getaddrinfo(host, port)[0][-1])
+                if typ.startswith(b"SSL"):
+                    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+                    if st["auth"] == 2:
+                        ctx.load_verify_locations(ca)
+                        ctx.verify_mode = tls.CERT_REQUIRED
+                        name = host
+                    else:
+                        ctx.verify_mode = tls.CERT_NONE
+                        name = None
+                    if not st["blocking"]:
+                        s.setblocking(False)
+                    st["ss"] = ctx.wrap_socket(s, server_hostname=name)
+            except (OSError, ValueError):
+                close()
+                return b"\r\nERROR\r\n"
+            return b"CONNECT\r\n\r\nOK\r\n"
+        if line.startswith(b"AT+CIPCLOSE"):
+            had = st["s"] is not None
+            close()
+            return b"CLOSED\r\n\r\nOK\r\n" if had else b"\r\nERROR\r\n"
+        if line.startswith(b"AT+CIPSSLCCONF="):
+            st["auth"] = int(line[15:].split(b",")[0])
+        elif line.startswith(b"AT+BLOCKING="):
+            st["blocking"] = int(line[12:])
+        elif line.startswith(b"AT+NODELAY="):
+            st["nodelay"] = int(line[11:])
+        return b"\r\nOK\r\n"
+
+    _lines(handle)
+
+
+def tlscopy_loop(host, port):
+    import tls
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(socket.getaddrinfo(host, port)[0][-1])
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_NONE
+    ss = ctx.wrap_socket(s)
+    s.setblocking(False)
+    buf = bytearray(BUF)
+    mv = memoryview(buf)
+    p = select.poll()
+    p.register(uin, POLLIN)
+    p.register(s, POLLIN)
+    sout = select.poll()
+    sout.register(s, POLLOUT)
+    uoutp = select.poll()
+    uoutp.register(uout, POLLOUT)
+    last = time.ticks_ms()
+    while True:
+        ev = p.poll(1000)
+        if not ev:
+            if time.ticks_diff(time.ticks_ms(), last) > IDLE_MS:
+                return
+            continue
+        last = time.ticks_ms()
+        for obj, e in ev:
+            if obj is s:
+                while True:  # until it would block: mbedTLS may hold decrypted bytes
+                    try:
+                        n = ss.readinto(buf)
+                    except OSError:
+                        n = None
+                    if n == 0:
+                        ss.close()
+                        return
+                    if not n:
+                        break
+                    write_all(uout, mv[:n], uoutp)
+            else:
+                try:
+                    n = uin.readinto(buf)
+                except OSError:
+                    n = None
+                if n:
+                    write_all(ss, mv[:n], sout)
+
+
+def dns_loop(server):
+    addr = socket.getaddrinfo(server, 53)[0][-1]
+
+    def handle(line):
+        if not line.startswith(b"AT+CIPDOMAIN="):
+            return b"\r\nOK\r\n"
+        name = line[13:].strip().split(b",")[0].strip(b'"')
+        if name.replace(b".", b"").isdigit():
+            return b'+CIPDOMAIN:"%s"\r\n\r\nOK\r\n' % name
+        qid = os.urandom(2)
+        q = bytearray(qid + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00")
+        for label in name.split(b"."):
+            q.append(len(label))
+            q.extend(label)
+        q.extend(b"\x00\x00\x01\x00\x01")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.sendto(q, addr)
+            m = s.recv(1500)
+        finally:
+            s.close()
+        # Skip the question (the query's bytes echoed), take the first A record.
+        i = len(q)
+        if m[:2] != qid or (m[3] & 15) or not (m[6] or m[7]):
+            return b"\r\nERROR\r\n"
+        while i < len(m):
+            if m[i] & 0xC0 == 0xC0:
+                i += 2
+            else:
+                while m[i]:
+                    i += m[i] + 1
+                i += 1
+            typ = (m[i] << 8) | m[i + 1]
+            rdlen = (m[i + 8] << 8) | m[i + 9]
+            rd = m[i + 10:i + 10 + rdlen]
+            i += 10 + rdlen
+            if typ == 1 and rdlen == 4:
+                return b'+CIPDOMAIN:"%d.%d.%d.%d"\r\n\r\nOK\r\n' % (rd[0], rd[1], rd[2], rd[3])
+        return b"\r\nERROR\r\n"
+
+    _lines(handle)
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "at"
     if mode == "copy":
         copy_loop(sys.argv[2], int(sys.argv[3]))
+    elif mode == "tls":
+        tls_loop(sys.argv[2] if len(sys.argv) > 2 else None)
+    elif mode == "tlscopy":
+        tlscopy_loop(sys.argv[2], int(sys.argv[3]))
+    elif mode == "dns":
+        dns_loop(sys.argv[2])
     elif mode == "cipsend":
         cipsend_loop(sys.argv[2], int(sys.argv[3]))
     elif mode == "recvdata":

@@ -255,6 +255,9 @@ class Net:
             s.close()
 
         self.links[lid] = self.links[lid] or Link(lid, "SSL", s, host, 0, 0)  # hold the slot
+        # mbedTLS writes its last flight in pieces: without TCP_NODELAY, Nagle and
+        # delayed ACKs add ~40 ms per handshake. AT+CIPTCPOPT applies afterwards.
+        self.at.board.tcpopt(s, -1, 1, 0)
         try:
             if server_ctx is not None:
                 wrap = lambda: ctx.wrap_socket(s, server_side=True)
@@ -434,11 +437,7 @@ class Net:
     # -- receiving ------------------------------------------------------------------------------
     def _readable(self, link, ev):
         if self.out.blocked:
-            # The host is not reading: leave the data in the socket (TCP window
-            # closes, the peer stalls) until the UART backlog drains.
-            self.loop.on_read(link.sock, None)
-            self._paused.append(link)
-            self.out.when_drained(self._resume)
+            self._pause(link)
             return
         s = link.sock
         b = link.rxb
@@ -481,14 +480,15 @@ class Net:
                     self.loop.on_read(s, None)
                     return
                 mv = b.tail()
+            d = None
             try:
                 if link.tls:
                     # recv() reads one record (readinto() would read on and swallow
                     # a close_notify that follows the data, losing the EOF).
                     d = link.ss.recv(len(mv))
                     n = None if d is None else len(d)
-                    if n:
-                        mv[:n] = d
+                    if n and b is not None:
+                        mv[:n] = d  # into the passive window
                 else:
                     n = link.ss.readinto(mv)
             except OSError as e:
@@ -499,16 +499,21 @@ class Net:
                 self._peer_closed(link)
                 return
             link.last = time.ticks_ms()
+            data = d if d is not None else mv[:n]
             if raw:
-                self.out.write(mv[:n])
+                self.out.write(data)
             elif b is None:
-                self.deliver(link, mv[:n], n, link.host, link.port)
+                self.deliver(link, data, n, link.host, link.port)
             else:
                 b.e += n
                 self.notify(link)
             # A plain socket: poll says when there is more. TLS: mbedTLS may hold
-            # decrypted data no poll can see, so read until it says "would block".
-            if not link.tls or self.out.blocked or self.links[link.id] is not link:
+            # decrypted data no poll can see, so read until it says "would block"
+            # (or, when the host stops reading, pause and look again on the drain).
+            if not link.tls or self.links[link.id] is not link:
+                return
+            if self.out.blocked:
+                self._pause(link)
                 return
 
     def deliver(self, link, data, n, ip, port):
@@ -604,6 +609,13 @@ class Net:
                 self.resume_read(link)
             if link.eof:
                 self.close(link)
+
+    def _pause(self, link):
+        """The host is not reading: leave the data in the socket (the TCP window
+        closes, the peer stalls) until the UART backlog drains."""
+        self.loop.on_read(link.sock, None)
+        self._paused.append(link)
+        self.out.when_drained(self._resume)
 
     def _resume(self):
         p = self._paused
