@@ -104,12 +104,11 @@ class Engine(Waits):
     def writable(obj, ms=-1):
         return (obj, _OUT, ms)
 
-    def data(self, n, buf=None):
-        """Collect n raw bytes from the UART (the ">" phase); resumes with a memoryview."""
+    def data(self, n):
+        """Collect n (at most DATA_MAX) raw bytes from the UART (the ">" phase) into
+        the one data buffer; resumes with a memoryview of them."""
         self._dneed = n
         self._dlen = 0
-        if buf is not None:
-            self.dbuf = buf
         return DATA
 
     def stream(self, sink):
