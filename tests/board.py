@@ -33,7 +33,10 @@ class Dut:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        self.ser.timeout = min(left, 0.05)
+        if self.ser.timeout != 0.05:
+            # Set once: pyserial re-applies the whole line setting (termios)
+            # whenever the timeout changes, which would undo AT+UART_CUR's speed.
+            self.ser.timeout = 0.05
         chunk = self.ser.read(max(1, self.ser.in_waiting or 1))
         if chunk:
             self.buf += chunk

@@ -39,8 +39,9 @@ class Uart:
             if speed is not None:
                 attr[4] = attr[5] = speed
                 termios.tcsetattr(0, termios.TCSANOW, attr)
-        except Exception:
-            pass  # a pty ignores the rate anyway; the setting is what AT+UART_CUR? reports
+        except Exception as e:
+            # a pty ignores the rate anyway; the setting is what AT+UART_CUR? reports
+            sys.stderr.write("at: pty speed not set: %r\n" % (e,))
 
 
 # Radio states (lib/at/commands/wifi.py reads radio.status()).
