@@ -30,8 +30,9 @@ def test_dry_run_prints_the_mpremote_commands():
     assert rest[0] == ["fs", "mkdir", ":lib"]
     assert rest[1] == ["fs", "cp", "-r", str(ROOT / "build" / "esp32" / "lib" / "at"), ":lib"]
     assert rest[2] == ["fs", "cp", str(ROOT / "boot.py"), str(ROOT / "main.py"), ":"]
-    assert rest[3] == ["reset"]
-    assert len(rest) == 4
+    assert rest[3] == ["fs", "rm", ":fw/state.json"]  # deployed lib/ wins over an OTA-installed version
+    assert rest[4] == ["reset"]
+    assert len(rest) == 5
     assert "compile %d modules" % len(MODULES) in out
 
 

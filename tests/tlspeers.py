@@ -163,6 +163,11 @@ class TlsServer:
                 self.handler(s, self)
             except (OSError, ssl.SSLError) as e:
                 self.errors.append(e)
+            finally:
+                try:
+                    s.close()  # in this thread, the one that reads it
+                except (OSError, ssl.SSLError):
+                    pass
         finally:
             self.done.set()
 
@@ -177,8 +182,12 @@ class TlsServer:
         except OSError:
             pass
         for c in self.conns + self.raw:
+            # Only shut the TCP connection down here: closing an SSLSocket while its
+            # handler thread is inside SSL_read() can abort the whole process
+            # (OpenSSL objects are not shared between threads). The handler sees
+            # EOF or an error and its thread ends.
             try:
-                c.close()
+                socket.socket.shutdown(c, socket.SHUT_RDWR)
             except OSError:
                 pass
 

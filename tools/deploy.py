@@ -54,6 +54,9 @@ def mpremote_steps(port, clean=False):
     # :lib exists now, so cp -r copies the at/ package into it: /lib/at/**.mpy.
     steps.append((mp + ["fs", "cp", "-r", str(OUT / "lib" / "at"), ":lib"], None))
     steps.append((mp + ["fs", "cp", str(ROOT / "boot.py"), str(ROOT / "main.py"), ":"], None))
+    # A deployed lib/ replaces any OTA-installed version: drop the loader's pointer
+    # (main.py would otherwise keep running fw/<version>); the folders stay.
+    steps.append((mp + ["fs", "rm", ":fw/state.json"], "No such file"))
     steps.append((mp + ["reset"], None))  # machine.reset(): boot.py, then main.py
     return steps
 

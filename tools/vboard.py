@@ -105,14 +105,19 @@ def main(argv=None):
     cmd = [micropython(), "-X", "heapsize=%s" % heap, str(ROOT / "main.py")]
 
     child = None
+    stopping = []
 
     def stop(*_):
+        stopping.append(1)
         if child and child.poll() is None:
             child.terminate()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     sys.stderr.write("vboard: heap %s bytes, flash %s\n" % (heap, flash))
+    if (flash / "fw" / "state.json").exists():
+        sys.stderr.write("vboard: an OTA-installed version runs from %s/fw (not lib/); "
+                         "delete fw/state.json there to run lib/\n" % flash)
     print("virtual board ready on %s (115200 8N1)" % path, flush=True)
     try:
         while True:
@@ -121,8 +126,11 @@ def main(argv=None):
             rc = child.wait()
             if rc == RESET_EXIT:
                 continue
-            if rc < 0:  # killed by a signal: we are shutting down
+            if stopping:
                 return 0
+            if rc < 0:  # killed by someone else: a power cut; the board comes back
+                sys.stderr.write("vboard: firmware killed (signal %d); restarting\n" % -rc)
+                continue
             # A crash: restart like a watchdog reset would, but not in a tight loop.
             sys.stderr.write("vboard: firmware exited with %d; restarting\n" % rc)
             time.sleep(0.5)

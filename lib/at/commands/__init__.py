@@ -2,7 +2,7 @@
 # (name, test, query, set, execute) like ESP-AT's esp_at_cmd_t. To add a group,
 # add its module name here; to add a command without touching the firmware,
 # drop a user_commands.py with a COMMANDS list on the board (see README).
-GROUPS = ("basic", "wifi", "tcpip", "sendx", "passthrough", "ssl", "mfg", "dns", "sntp", "ping", "mdns")
+GROUPS = ("basic", "wifi", "tcpip", "sendx", "passthrough", "ssl", "mfg", "dns", "sntp", "ping", "mdns", "ota")
 
 
 def load(at):

@@ -418,6 +418,21 @@ class Board:
         """TCP keep-alive: not available on a stock image (see tcpopt)."""
         return False
 
+    # -- OTA of the whole MicroPython image (lib/at/ota.py), esp32.Partition --------
+    def image_running(self):
+        """The running app partition's label."""
+        from esp32 import Partition
+        return Partition(Partition.RUNNING).info()[4]  # type: ignore[arg-type]  # stubs: labels only
+
+    def image_next(self):
+        """The app partition an update goes to; OSError without OTA partitions."""
+        from esp32 import Partition
+        return Partition(Partition.RUNNING).get_next_update()  # type: ignore[arg-type]  # stubs: labels only
+
+    def image_mark_valid(self):
+        from esp32 import Partition
+        Partition.mark_app_valid_cancel_rollback()
+
     def rtc_now(self):
         """UTC seconds since 1970 from the RTC (kept across a soft reset). The
         ESP32 port's time.time() counts from 2000 (MICROPY_EPOCH_IS_2000)."""

@@ -1,0 +1,269 @@
+# Over-the-air updates (TCP-IP_AT_Commands.rst: AT+CIPFWVER, AT+CIUPDATE) from
+# an update server the user runs (tools/update_server.py), and AT+CIUPDATESRV,
+# our own command that says where that server is. This module stays small: it
+# is loaded at every boot and marks a new version good once its loop has run
+# for GOOD_MS. The download and the install are in at/ota.py, imported only
+# when an update (or AT+CIPFWVER?) runs.
+#
+# The files on the board's filesystem (main.py, the loader, reads them):
+#   fw/state.json    {"current": <dir>|null, "previous": <dir>|null,
+#                     "trial": bool, "tries": int, "image": <label>|null, "prev_image": ...}
+#   fw/<dir>/        one installed version: at/**.mpy and its manifest.json
+#   fw/.staging/     a download in progress (never booted)
+import os
+import json
+from at import parse, mfg
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
+
+FW = "fw"
+STATE = FW + "/state.json"
+# The spec: "The timeout of OTA process is 3 minutes", from the command to
+# +CIPUPDATE:4 (or its failure). Tests shorten it from a user_commands.py:
+#     from at.commands import ota; ota.TIMEOUT_MS = 4000
+TIMEOUT_MS = 3 * 60 * 1000
+GOOD_MS = 5000  # a new version that has run its loop this long is marked good
+VERSION_MAX = 64  # ESP-AT's ESP_AT_VERSION_LEN_MAX
+NAME_MAX = 64
+_VCHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._+-"
+
+# +CIPUPDATE:<state>
+IDLE, FOUND, CONNECTED, GOT_VERSION, DONE, FAILED = 0, 1, 2, 3, 4, -1
+E_NO_SERVER = 0x80  # ERR CODE extension: no AT+CIUPDATESRV (at/ota.py has the others)
+
+
+# -- the pointer file, shared with main.py (keep the format stable) ------------------------------
+def read_state():
+    try:
+        with open(STATE) as f:
+            st = json.load(f)
+        return st if isinstance(st, dict) else None
+    except Exception:  # OSError (none yet), ValueError (corrupt: the loader said so)
+        return None
+
+
+def write_state(st):
+    """Replace fw/state.json in one rename: the old pointer or the new one, never half."""
+    tmp = STATE + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(st, f)
+    os.rename(tmp, STATE)
+
+
+def running():
+    """The fw/ folder this firmware was loaded from, or None for the factory one
+    (lib/ or frozen). main.py puts fw/<dir> first on sys.path, so this module's
+    own file tells."""
+    p = __file__.replace("\\", "/").split("/")
+    if len(p) >= 5 and p[-5] == FW and p[-3] == "at" and p[-2] == "commands":
+        return p[-4]
+    return None
+
+
+def rmtree(p):
+    """Remove a file or a folder with everything in it; nothing if it is not there."""
+    try:
+        mode = os.stat(p)[0]
+    except OSError:
+        return
+    if mode & 0x4000:  # S_IFDIR
+        for n in os.listdir(p):
+            rmtree(p + "/" + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+
+
+def valid_version(v):
+    if not v or len(v) > VERSION_MAX or v[0] == "." or ".." in v:
+        return False
+    for c in v:
+        if c not in _VCHARS:
+            return False
+    return True
+
+
+# -- marking a new version good -------------------------------------------------------------------
+def init(at):
+    at.ota_state = IDLE
+    at.ota_task = None  # the non-blocking update's Task
+    at.ota_busy = False  # an update runs (either mode)
+    at.loop.later(GOOD_MS, lambda: mark_good(at))
+
+
+def mark_good(at):
+    st = read_state()
+    me = running()
+    if st and st.get("trial") and me and st.get("current") == me:
+        st["trial"] = False
+        st["tries"] = 0
+        try:
+            write_state(st)
+        except OSError as e:
+            at.log.write("ota: cannot mark fw/%s good: %r\n" % (me, e))
+            return
+        from at.version import VERSION
+        at.log.write("ota: version %s (fw/%s) started fine; marked good\n" % (VERSION, me))
+    if st and st.get("image"):
+        mark = getattr(at.board, "image_mark_valid", None)  # the image too (ESP-IDF app rollback)
+        if mark:
+            try:
+                mark()
+            except OSError:
+                pass
+    # Folders no pointer names (an older previous, an interrupted install): free the space.
+    keep = [st.get("current"), st.get("previous"), me] if st else [me]
+    keep.append("state.json")
+    if at.ota_busy:
+        keep.append(".staging")  # an update started within GOOD_MS of the boot
+    try:
+        junk = [d for d in os.listdir(FW) if d not in keep]
+    except OSError:
+        junk = []
+    for d in junk:
+        try:
+            rmtree(FW + "/" + d)
+        except OSError:
+            pass
+
+
+# -- AT+CIUPDATESRV=<"host">,<port>[,<"path">][,<ssl port>] --------------------------------------------
+def q_ciupdatesrv(at):
+    host, port, path, sport = at.cfg.get("ota_server")
+    at.reply('+CIUPDATESRV:"%s",%d,"%s",%d' % (host, port, path, sport))
+
+
+def s_ciupdatesrv(at, a):
+    parse.count(a, 2, 4)
+    host = parse.text(a, 0, 64, minlen=1)
+    port = parse.num(a, 1, 1, 65535)
+    path = parse.text(a, 2, 64, "").rstrip("/")
+    sport = parse.num(a, 3, 0, 65535, 0)
+    if " " in host or "/" in host:
+        raise ATError(code(PARA_INVALID, 0))
+    if path and (path[0] != "/" or " " in path or "?" in path or "#" in path):
+        raise ATError(code(PARA_INVALID, 2))
+    at.cfg.set("ota_server", [host, port, path, sport], True)  # always saved
+
+
+# -- AT+CIPFWVER? ----------------------------------------------------------------------------------------
+def q_cipfwver(at):
+    ota = _load(at.cfg.get("ota_server")[3])
+    try:
+        vs = yield from ota.versions(at)
+    finally:
+        _unload()
+    for v in vs:
+        at.reply('+CIPFWVER:"%s"' % v)
+
+
+def _load(tls):
+    """Import at/ota.py. What stays loaded afterwards is imported first, so that
+    it does not end up between the big module's blocks and fragment the heap
+    once that is dropped again."""
+    import gc
+    from at import version, task, dns  # noqa: F401 (kept loaded)
+    if tls:
+        from at import nested, sslconf  # noqa: F401
+    gc.collect()
+    from at import ota
+    return ota
+
+
+def _unload():
+    """at/ota.py takes some 12-20 KB of heap: drop it once an update or a listing is over."""
+    import sys
+    import gc
+    import at
+    sys.modules.pop("at.ota", None)
+    try:
+        del at.ota
+    except AttributeError:
+        pass
+    gc.collect()
+
+
+# -- AT+CIUPDATE -----------------------------------------------------------------------------------------
+def q_ciupdate(at):
+    at.reply("+CIPUPDATE:%d" % at.ota_state)
+
+
+def exe_ciupdate(at):
+    # The spec: "the latest version ... via TCP ... in blocking mode".
+    return _start(at, 0, None, "ota", 0)
+
+
+def s_ciupdate(at, a):
+    parse.count(a, 1, 4)
+    mode = parse.num(a, 0, 0, 1)
+    version = parse.text(a, 1, VERSION_MAX, None) or None
+    name = parse.text(a, 2, NAME_MAX, None) or "ota"
+    nb = parse.num(a, 3, 0, 1, 0)
+    if version is not None and not valid_version(version):
+        raise ATError(code(PARA_INVALID, 1))
+    if name != "ota" and name not in mfg.NAMESPACES:
+        raise ATError(code(PARA_INVALID, 2))
+    return _start(at, mode, version, name, nb)
+
+
+def _start(at, mode, version, name, nb):
+    if at.ota_task is not None:
+        at.log.write("ota: ALREADY IN OTA\n")
+        raise fail(EXEC_FAIL)
+    srv = at.cfg.get("ota_server")
+    if not srv[0] or (mode == 1 and not srv[3]):
+        at.log.write("ota: no update server%s: set it with AT+CIUPDATESRV\n" % (" for HTTPS" if srv[0] else ""))
+        raise fail(EXEC_FAIL, E_NO_SERVER)
+    if nb:
+        # OK first, then +CIPUPDATE:1..4 (or -1) as the update goes.
+        at.then(lambda: _background(at, mode, version, name))
+        return None
+    return _blocking(at, mode, version, name)
+
+
+def _blocking(at, mode, version, name):
+    ota = _load(mode)
+    at.ota_busy = True
+    try:
+        yield from ota.update(at, mode, version, name)
+    except BaseException:
+        at.ota_state = FAILED
+        raise
+    finally:
+        at.ota_busy = False
+        _unload()
+    if name == "ota":
+        # As ESP-AT: OK, then the board restarts into the new version.
+        at.then(lambda: _reset(at))
+
+
+def _background(at, mode, version, name):
+    ota = _load(mode)
+    from at.task import Task
+
+    def done(result, err):
+        at.ota_task = None
+        at.ota_busy = False
+        _unload()
+        if err is not None:
+            at.ota_state = FAILED
+            if not isinstance(err, ATError):
+                at.log.write("ota: update failed: %r\n" % (err,))
+            at.reply("+CIPUPDATE:-1")
+
+    at.ota_task = at.ota_busy = True  # taken before the task's first step can finish
+    t = Task(at.loop, ota.update(at, mode, version, name), done)
+    if at.ota_task is not None:
+        at.ota_task = t
+
+
+def _reset(at):
+    at.out.flush()
+    at.board.reset()
+
+
+COMMANDS = [
+    # name, test, query, set, execute
+    ("+CIUPDATESRV", None, q_ciupdatesrv, s_ciupdatesrv, None),
+    ("+CIPFWVER", None, q_cipfwver, None, None),
+    ("+CIUPDATE", None, q_ciupdate, s_ciupdate, exe_ciupdate),
+]
