@@ -10,6 +10,7 @@ import serial
 import pytest
 
 from board import Dut, VirtualBoard
+from peers import TcpServer, UdpEcho, echo, hold, sink
 
 
 def pytest_addoption(parser):
@@ -89,3 +90,32 @@ def joined(dut, opts):
     r = dut.cmd('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
     assert r.endswith(b"\r\nOK\r\n"), r
     return dut
+
+
+# -- peers on the host address, closed when the test ends --------------------------------
+@pytest.fixture
+def echo_srv(host_ip):
+    s = TcpServer(host_ip, echo)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sink_srv(host_ip):
+    s = TcpServer(host_ip, sink)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def hold_srv(host_ip):
+    s = TcpServer(host_ip, hold)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def udp_echo(host_ip):
+    u = UdpEcho(host_ip)
+    yield u
+    u.close()

@@ -11,13 +11,6 @@ import pytest
 from peers import TcpServer, echo
 
 
-@pytest.fixture
-def echo_srv(host_ip):
-    s = TcpServer(host_ip, echo)
-    yield s
-    s.close()
-
-
 def cwqap(d, closed=(), timeout=5.0):
     """AT+CWQAP; return everything it printed: OK, WIFI DISCONNECT and the
     given CLOSED lines, in whatever order they come."""

@@ -381,13 +381,6 @@ def test_automatic_dns_uses_network_servers(tmp_path, opts, host_ip):
 
 
 # -- names in AT+CIPSTART / AT+CIPSEND ----------------------------------------------------------------------
-@pytest.fixture
-def echo_srv(host_ip):
-    s = TcpServer(host_ip, echo)
-    yield s
-    s.close()
-
-
 @pytest.mark.timeout(30)
 def test_cipstart_tcp_by_name(joined, dns, echo_srv):
     d = joined

@@ -12,13 +12,6 @@ from peers import TcpServer, UdpEcho, echo, sink, hold, sha, wait_for
 GUARD = 0.05  # comfortably more than the 20 ms guard time
 
 
-@pytest.fixture
-def echo_srv(host_ip):
-    s = TcpServer(host_ip, echo)
-    yield s
-    s.close()
-
-
 def enter(d, host_ip, port, typ="TCP", extra=""):
     d.ok("AT+CIPMODE=1")
     assert d.cmd('AT+CIPSTART="%s","%s",%d%s' % (typ, host_ip, port, extra)) == b"CONNECT\r\n\r\nOK\r\n"

@@ -10,20 +10,6 @@ import pytest
 from peers import TcpServer, UdpEcho, echo, sink, hold, sha, wait_for
 
 
-@pytest.fixture
-def sink_srv(host_ip):
-    s = TcpServer(host_ip, sink)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def echo_srv(host_ip):
-    s = TcpServer(host_ip, echo)
-    yield s
-    s.close()
-
-
 def test_sendex_length(joined, echo_srv, host_ip):
     d = joined
     d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, echo_srv.port))

@@ -10,20 +10,6 @@ import pytest
 from peers import TcpServer, echo, sink, hold, sha, wait_for
 
 
-@pytest.fixture
-def echo_srv(host_ip):
-    s = TcpServer(host_ip, echo)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def hold_srv(host_ip):
-    s = TcpServer(host_ip, hold)
-    yield s
-    s.close()
-
-
 def test_single_connect_send_receive_close(joined, echo_srv, host_ip):
     d = joined
     assert d.cmd('AT+CIPSTART="TCP","%s",%d' % (host_ip, echo_srv.port)) == b"CONNECT\r\n\r\nOK\r\n"

@@ -8,13 +8,6 @@ import pytest
 from peers import UdpEcho, wait_for
 
 
-@pytest.fixture
-def udp_echo(host_ip):
-    u = UdpEcho(host_ip)
-    yield u
-    u.close()
-
-
 def _send(d, head, data):
     d.write(head + b"\r\n")
     assert d.read_until(b">") == b"\r\nOK\r\n\r\n>"
