@@ -68,6 +68,26 @@ class Dut:
         del self.buf[:n]
         return out
 
+    IPD = re.compile(rb"\r\n\+IPD,(?:\d,)?(\d+):")
+
+    def read_ipd(self, total, timeout=60.0, between=None, max_frame=None):
+        """The payload of active-mode +IPD frames until `total` bytes came. Bytes
+        between frames go to `between` when given (a frame is never split by
+        them); otherwise every byte between frames must be a frame header."""
+        got = bytearray()
+        deadline = time.monotonic() + timeout
+        while len(got) < total:
+            left = max(0.1, deadline - time.monotonic())
+            h = self.read_until(self.IPD, timeout=left)
+            m = self.IPD.search(h)
+            if m.start():
+                assert between is not None, "stray bytes before +IPD: %r" % h[:200]
+                between += h[:m.start()]
+            n = int(m.group(1))
+            assert max_frame is None or 0 < n <= max_frame, n
+            got += self.read_exactly(n, timeout=max(0.1, deadline - time.monotonic()))
+        return bytes(got)
+
     def quiet(self, seconds=0.2):
         """Read for a while and return whatever came."""
         deadline = time.monotonic() + seconds

@@ -12,23 +12,6 @@ import pytest
 from peers import TcpServer, hold, sha, wait_for
 
 
-def read_ipd_stream(d, total, timeout=60, between=None):
-    """Payload of consecutive +IPD frames; other messages between frames go to
-    `between` (a frame is never split by them)."""
-    got = bytearray()
-    hdr = re.compile(rb"\r\n\+IPD,(\d+):")
-    deadline = time.monotonic() + timeout
-    while len(got) < total:
-        assert time.monotonic() < deadline
-        h = d.read_until(hdr, timeout=10)
-        m = hdr.search(h)
-        if m.start():
-            assert between is not None, h[:80]
-            between += h[:m.start()]
-        got += d.read_exactly(int(m.group(1)), timeout=10)
-    return got
-
-
 def test_host_stops_reading_nothing_lost(joined, host_ip):
     """The peer sends 4 MB while the host reads nothing for 2 s: the pty fills,
     the board stops reading its socket, the peer stalls; then all arrives."""
@@ -46,7 +29,7 @@ def test_host_stops_reading_nothing_lost(joined, host_ip):
         d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, srv.port))
         time.sleep(2.0)  # the host is busy elsewhere
         assert not done.is_set(), "the peer was never held back"
-        got = read_ipd_stream(d, len(data))
+        got = d.read_ipd(len(data))
         assert sha(got) == sha(data)
         assert d.cmd("AT") == b"\r\nOK\r\n"
     finally:
@@ -69,7 +52,7 @@ def test_commands_wait_while_host_not_reading(joined, host_ip):
         time.sleep(1.0)
         d.write(b"AT+CIPSTATE?\r\nAT\r\n")
         other = bytearray()
-        got = read_ipd_stream(d, len(data), between=other)
+        got = d.read_ipd(len(data), between=other)
         assert sha(got) == sha(data)
         other += d.quiet(0.5)
         assert re.fullmatch(rb'\+CIPSTATE:0,"TCP",[^\r]*\r\n\r\nOK\r\n\r\nOK\r\n', bytes(other)), other

@@ -121,20 +121,6 @@ def roundtrip(d, data, lid=None):
     assert d.read_until(data, timeout=10) == hdr + data
 
 
-IPD = re.compile(rb"\r\n\+IPD,(?:(\d),)?(\d+):")
-
-
-def read_ipd(d, total, timeout):
-    """Reassemble `total` bytes of active-mode +IPD frames; every byte between
-    frames must be a frame header."""
-    got = bytearray()
-    deadline = time.monotonic() + timeout
-    while len(got) < total:
-        hdr = d.read_until(IPD, timeout=max(0.1, deadline - time.monotonic()))
-        m = IPD.search(hdr)
-        assert m.start() == 0, "stray bytes before +IPD: %r" % hdr[:200]
-        got += d.read_exactly(int(m.group(2)), timeout=max(0.1, deadline - time.monotonic()))
-    return bytes(got)
 
 
 def plus(d):
@@ -751,7 +737,7 @@ def test_active_receive_10mb_sha(ssl_dut, pki, host_ip, peers):
     data = os.urandom(MB10)
     srv = peers(TlsServer(host_ip, pki.server_ctx(), tls_source(data)))
     connected(start(d, host_ip, srv.port))
-    got = read_ipd(d, len(data), timeout=100)
+    got = d.read_ipd(len(data), timeout=100)
     assert len(got) == len(data)
     assert sha(got) == sha(data)
     assert d.read_until(b"CLOSED\r\n", timeout=10) == b"CLOSED\r\n"
@@ -880,13 +866,13 @@ def test_https_page(ssl_dut, pki, host_ip, peers):
     send(d, req)
     head = bytearray()
     while b"\r\n\r\n" not in head:
-        head += read_ipd(d, 1, timeout=10)
+        head += d.read_ipd(1, timeout=10)
     hdr, _, rest = bytes(head).partition(b"\r\n\r\n")
     lines = hdr.split(b"\r\n")
     assert lines[0] == b"HTTP/1.1 200 OK"
     length = int(next(l.split(b":")[1] for l in lines if l.lower().startswith(b"content-length:")))
     assert length == len(body)
-    page = rest + read_ipd(d, length - len(rest), timeout=30)
+    page = rest + d.read_ipd(length - len(rest), timeout=30)
     assert page == body
     assert d.read_until(b"CLOSED\r\n", timeout=10) == b"CLOSED\r\n"
     assert bytes(srv.received) == req

@@ -341,14 +341,7 @@ def test_source_integrity_ipd(joined, host_ip):
     srv = TcpServer(host_ip, source)
     try:
         d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, srv.port))
-        got = bytearray()
-        hdr = re.compile(rb"\r\n\+IPD,(\d+):")
-        while len(got) < len(data):
-            h = d.read_until(hdr, timeout=10)
-            n = int(hdr.search(h).group(1))
-            assert h.startswith(b"\r\n+IPD,")  # nothing between frames
-            assert 0 < n <= 2920
-            got += d.read_exactly(n, timeout=10)
+        got = d.read_ipd(len(data), max_frame=2920)  # nothing between frames
         assert sha(got) == sha(data)
         assert d.cmd("AT") == b"\r\nOK\r\n"
     finally:
