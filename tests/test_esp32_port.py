@@ -528,20 +528,6 @@ def test_board_deepsleep(tmp_path):
 
 
 # -- the rest of the Board ---------------------------------------------------------------------------------
-def test_keepalive_is_never_pretended(tmp_path):
-    run_mp(tmp_path, """
-        class Sock:
-            calls = []
-            def setsockopt(self, *a):
-                self.calls.append(a)
-        b = Board({"uart_def": [115200, 8, 1, 0, 0]})
-        s = Sock()
-        assert b.keepalive(s, 60) is False
-        assert b.keepalive(s, 60, 5, 9) is False
-        assert Sock.calls == []
-    """)
-
-
 @pytest.mark.parametrize("linger,nodelay,keep,applied", [
     (-1, 0, 0, True), (-1, 1, 0, True), (5, 1, 0, False), (-1, 0, 60, False), (0, 1, 7200, False)])
 def test_tcpopt_applies_nodelay_only(tmp_path, linger, nodelay, keep, applied):

@@ -297,10 +297,3 @@ class Engine(Waits):
             self.sink = self._stream
         else:
             self._wait(w)
-
-    def cancel_task(self):
-        """Drop the running command (e.g. its link went away); no result is printed."""
-        if self.task is not None:
-            self._unwait()
-            self.task = None
-            self.sink = self.command_sink

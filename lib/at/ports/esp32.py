@@ -414,10 +414,6 @@ class Board:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if nodelay else 0)
         return linger < 0 and not keepalive
 
-    def keepalive(self, sock, idle, intvl=1, cnt=3):
-        """TCP keep-alive: not available on a stock image (see tcpopt)."""
-        return False
-
     # -- OTA of the whole MicroPython image (lib/at/ota.py), esp32.Partition --------
     def image_running(self):
         """The running app partition's label."""
