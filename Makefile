@@ -1,8 +1,11 @@
 # make setup | run | test | bench | deploy   (PORT=/dev/ttyUSB0 for a real board)
+# BOARD=esp32 (MPY=1.24 ... 1.28): the virtual board's ESP32 twin instead of the unix personality
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?=
 HOST_IP ?=
+BOARD ?= unix
+MPY ?= 1.27
 PYTEST_ARGS ?=
 
 .PHONY: setup run test bench deploy clean
@@ -18,13 +21,13 @@ $(VENV)/.installed: requirements.txt
 # The virtual board by default; with PORT=, deploy to the real board and watch it.
 run: setup
 ifeq ($(PORT),)
-	$(PY) tools/vboard.py
+	$(PY) tools/vboard.py --board $(BOARD) --mpy $(MPY)
 else
 	$(PY) tools/deploy.py --port $(PORT)
 endif
 
 test: setup
-	$(PY) -m pytest $(if $(PORT),--port $(PORT)) $(if $(HOST_IP),--host-ip $(HOST_IP)) $(PYTEST_ARGS)
+	$(PY) -m pytest --board $(BOARD) --mpy $(MPY) $(if $(PORT),--port $(PORT)) $(if $(HOST_IP),--host-ip $(HOST_IP)) $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) tools/bench.py $(if $(PORT),--port $(PORT))

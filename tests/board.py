@@ -135,6 +135,8 @@ class VirtualBoard:
             cmd += ["--heap", heap]
         cmd += list(extra)
         self.log = log
+        self.flash = pathlib.Path(flash)
+        self.twin = "esp32" in list(extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         seen = []
         while True:
@@ -147,6 +149,21 @@ class VirtualBoard:
                 raise RuntimeError("virtual board did not start: %r" % "".join(seen))
         self.path = m.group(1)
         self.heap = next((int(x.split()[2]) for x in seen if x.startswith("vboard: heap")), None)
+
+    def log_text(self):
+        try:
+            return pathlib.Path(self.log).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stats(self):
+        """The ESP32 twin's UART figures (tools/twin/machine.py Stats), or {}."""
+        import json
+        p = self.flash.parent / (self.flash.name + ".stats.json")
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError):
+            return {}
 
     def close(self):
         self.proc.terminate()

@@ -5,6 +5,7 @@ board (which reaches the host over Wi-Fi). Tests that need what only the host
 can give (killing the firmware, its flash directory, its log) use the
 `vboard` fixture and skip on a real board.
 """
+import os
 import pathlib
 import serial
 import pytest
@@ -22,11 +23,26 @@ def pytest_addoption(parser):
     g.addoption("--host-ip", default="127.0.0.1", help="this host's address as the board sees it")
     g.addoption("--ssid", default="vboard", help="the AP the board joins")
     g.addoption("--password", default="vboardpass")
+    g.addoption("--board", default=os.getenv("BOARD") or "unix", choices=("unix", "esp32"),
+                help="the virtual board's personality: unix (the unix port adapter) or esp32 (the ESP32 twin)")
+    g.addoption("--mpy", default=os.getenv("MPY") or "1.27",
+                help="the ESP32 twin's MicroPython release (1.24 ... 1.28)")
 
 
 @pytest.fixture(scope="session")
 def opts(request):
     return request.config.option
+
+
+def board_args(opts):
+    """vboard.py's options for the personality under test."""
+    return ["--board", opts.board] + (["--mpy", opts.mpy] if opts.board == "esp32" else [])
+
+
+@pytest.fixture(scope="session")
+def twin(opts):
+    """True on the ESP32 twin (lib/at/ports/esp32.py over tools/twin/)."""
+    return opts.board == "esp32" and not opts.port
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +56,7 @@ def vboard_proc(opts, tmp_path_factory):
         yield None
         return
     d = tmp_path_factory.mktemp("vboard")
-    vb = VirtualBoard(d / "flash", d / "log.txt")
+    vb = VirtualBoard(d / "flash", d / "log.txt", extra=board_args(opts))
     yield vb
     vb.close()
 

@@ -13,6 +13,9 @@ import deploy  # noqa: E402
 
 LIB = ROOT / "lib"
 MODULES = sorted(p.relative_to(LIB).as_posix() for p in LIB.rglob("*.py"))
+# What a real board gets: not the virtual board's adapter nor the simulated air.
+HOST_ONLY = ["at/ports/air.py", "at/ports/unix.py"]
+BOARD_MODULES = [m for m in MODULES if m not in HOST_ONLY]
 
 
 def dry_run(*args):
@@ -33,7 +36,7 @@ def test_dry_run_prints_the_mpremote_commands():
     assert rest[3] == ["fs", "rm", ":fw/state.json"]  # deployed lib/ wins over an OTA-installed version
     assert rest[4] == ["reset"]
     assert len(rest) == 5
-    assert "compile %d modules" % len(MODULES) in out
+    assert "compile %d modules" % len(BOARD_MODULES) in out
 
 
 def test_dry_run_clean_and_at_port():
@@ -70,9 +73,25 @@ def test_mkdir_of_an_existing_lib_is_tolerated(monkeypatch, capsys):
         deploy.run_step(argv, tolerated)
 
 
+def test_host_only_modules_never_reach_a_board(tmp_path):
+    """lib/at/ports/unix.py and air.py are the virtual board's: deploy neither
+    compiles them nor leaves an old .mpy of them in the tree it copies."""
+    assert sorted(deploy.HOST_ONLY) == HOST_ONLY and all((LIB / m).exists() for m in HOST_ONLY)
+    assert [p.relative_to(LIB).as_posix() for p in deploy.board_modules()] == BOARD_MODULES
+    src, out = tmp_path / "src", tmp_path / "out"
+    for m in ("at/__init__.py", "at/ports/__init__.py", "at/ports/esp32.py") + tuple(HOST_ONLY):
+        (src / m).parent.mkdir(parents=True, exist_ok=True)
+        (src / m).write_text("X = 1\n")
+    (out / "at" / "ports").mkdir(parents=True)
+    (out / "at" / "ports" / "unix.mpy").write_bytes(b"M")  # left by an older deploy
+    deploy.compile_lib(src, out)
+    got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mpy"))
+    assert got == ["at/__init__.mpy", "at/ports/__init__.mpy", "at/ports/esp32.mpy"], got
+
+
 def test_every_lib_module_compiles_with_mpy_cross(tmp_path):
     out = tmp_path / "lib"
-    mpys = deploy.compile_lib(LIB, out)
+    mpys = deploy.compile_lib(LIB, out, skip=())  # the host-only modules too: the virtual board runs them
     assert sorted(p.relative_to(out).with_suffix(".py").as_posix() for p in mpys) == MODULES
     for m in mpys:
         data = m.read_bytes()
@@ -81,12 +100,13 @@ def test_every_lib_module_compiles_with_mpy_cross(tmp_path):
 
 
 def test_compiled_tree_imports_under_micropython(tmp_path):
-    """The .mpy tree (not the sources) loads: the ESP32 port on the fakes, from bytecode."""
+    """The .mpy tree (not the sources) loads: the ESP32 port on the twin's stand-ins
+    (tools/twin), from bytecode, without the host-only modules."""
     out = tmp_path / "lib"
     deploy.compile_lib(LIB, out)
     mp = ROOT / ".venv" / "bin" / "micropython"
     code = ("import sys; sys.path[:0] = [%r, %r]; "
-            "import at.ports.esp32 as e, at.app; print(e.__file__)") % (str(ROOT / "tests" / "fakes"), str(out))
+            "import at.ports.esp32 as e, at.app; print(e.__file__)") % (str(ROOT / "tools" / "twin"), str(out))
     r = subprocess.run([str(mp), "-c", code], capture_output=True, text=True, timeout=30, cwd=str(tmp_path))
     assert r.returncode == 0 and r.stdout.strip().endswith("esp32.mpy"), r.stdout + r.stderr
 

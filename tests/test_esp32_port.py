@@ -1,11 +1,12 @@
-"""lib/at/ports/esp32.py on fakes of the ESP32 port's machine and network modules.
+"""lib/at/ports/esp32.py on the ESP32 twin's stand-ins of the ESP32 port's modules.
 
-Each test runs a small script under MicroPython's unix port with tests/fakes/
-first on sys.path, then lib/. The fakes follow ports/esp32/machine_uart.c and
-network_wlan.c (see their headers); tests/fakes/socket.py is the unix socket
-module plus the IPPROTO_TCP/TCP_NODELAY names the ESP32 build exports. The
-scripts assert and print "PASS". The last test checks every machine/network/
-socket name the port uses against micropython-esp32-stubs.
+Each test runs a small script under MicroPython's unix port with tools/twin/
+first on sys.path, then lib/: machine, network, esp32, socket, select, errno and
+time are the twin's, which copy ports/esp32/machine_uart.c, network_wlan.c,
+modsocket.c, newlib's errno numbers and the 2000 epoch (see their headers); the
+network module runs its scripted world here (no $VBOARD_APS). The scripts assert
+and print "PASS". The last test checks every machine/network/socket name the
+port uses against micropython-esp32-stubs.
 """
 import json
 import pathlib
@@ -16,7 +17,7 @@ import textwrap
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FAKES = ROOT / "tests" / "fakes"
+TWIN = ROOT / "tools" / "twin"
 LIB = ROOT / "lib"
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 if not MICROPYTHON.exists():
@@ -42,27 +43,32 @@ class Log:
         self.text += s
         return len(s)
 
-""" % (str(FAKES), str(LIB))
+""" % (str(TWIN), str(LIB))
 
 
-def run_mp(tmp_path, body, files=None, head=""):
+def run_mp(tmp_path, body, files=None, head="", env=None):
     for name, text in (files or {}).items():
         (tmp_path / name).write_text(text)
     script = tmp_path / "case.py"
     script.write_text(PRELUDE + head + textwrap.dedent(body) + '\nprint("PASS")\n')
     r = subprocess.run([str(MICROPYTHON), str(script)], cwd=str(tmp_path),
-                       capture_output=True, timeout=20)
+                       capture_output=True, timeout=20, env=env)
     out = r.stdout.decode(errors="replace")
     assert r.returncode == 0 and out.rstrip().endswith("PASS"), out + r.stderr.decode(errors="replace")
     return out
 
 
 # -- the UART ---------------------------------------------------------------------------------------
-def test_fakes_shadow_the_unix_port_modules(tmp_path):
+def test_twin_modules_shadow_the_unix_port_modules(tmp_path):
     run_mp(tmp_path, """
         assert machine.__file__.startswith(%r), machine.__file__
         assert network.__file__.startswith(%r), network.__file__
-    """ % (str(FAKES), str(FAKES)))
+        import esp32, socket, select, errno, time
+        for m in (esp32, socket, select, errno, time):
+            assert m.__file__.startswith(%r), m.__file__
+        # newlib's numbers (getattr: the unix compiler folds errno.EXXX to Linux's) and the 2000 epoch
+        assert getattr(errno, "EINPROGRESS") == 119 and time.gmtime(0)[0] == 2000
+    """ % (str(TWIN), str(TWIN), str(TWIN)))
 
 
 def test_uart1_on_esp_at_pins(tmp_path):
@@ -75,7 +81,12 @@ def test_uart1_on_esp_at_pins(tmp_path):
         assert s["baudrate"] == 115200 and s["bits"] == 8 and s["stop"] == 1, s
         assert s["parity"] is None and s["flow"] == 0, s
         assert s["rxbuf"] == 4096 and s["txbuf"] == 4096, s
-        assert s["timeout"] == 0 and s["timeout_char"] == 0, s
+        # timeout_char of a few character times: an RX event per 120 bytes or per
+        # idle line, not per byte (machine_uart.c sets the threshold to 1 under one
+        # character time); under 10 ms, so readinto() never waits for more.
+        assert s["timeout"] == 0 and s["timeout_char"] == 4, s
+        u = uart()
+        assert u.irq_handler is not None and u.irq_trigger == machine.UART.IRQ_RX
         assert b.uart.config == [115200, 8, 1, 0, 0]
         assert b.chip == "ESP32" and b.log is sys.stdout
     """)
@@ -100,6 +111,36 @@ def test_readinto_and_write_pass_through(tmp_path):
         assert b.uart.readinto(buf) is None
         assert b.uart.write(b"\\r\\nOK\\r\\n") == 6
         assert uart().sent() == b"\\r\\nOK\\r\\n"
+    """)
+
+
+def test_write_takes_only_what_fits_in_the_tx_ring(tmp_path):
+    # machine.UART.write() would wait until every byte is in the TX ring: the
+    # port hands it only what fits now and says when to come back.
+    run_mp(tmp_path, """
+        b = Board({"uart_def": [115200, 8, 1, 0, 0]})
+        u = uart()
+        assert b.uart.write(b"x" * 5000) == 4096
+        assert b.uart.write(b"y") == 0 and b.uart.retry_ms() >= 1
+        u.tick()  # the ring drained (txdone)
+        assert b.uart.write(b"z" * 100) == 100
+        assert u.sent() == b"x" * 4096 + b"z" * 100
+    """)
+
+
+def test_write_with_cts_waits_for_txdone(tmp_path):
+    # With CTS flow control the host may hold the line: time alone frees nothing.
+    run_mp(tmp_path, """
+        import time
+        b = Board({"uart_def": [921600, 8, 1, 0, 3]})
+        u = uart()
+        u.cts_held = True
+        assert b.uart.write(b"x" * 4000) == 4000
+        time.sleep_ms(100)  # 4000 bytes at 921600 baud would have left in 44 ms
+        assert b.uart.write(b"y" * 200) == 96
+        u.cts_held = False
+        u.tick()
+        assert b.uart.write(b"y" * 104) == 104
     """)
 
 
@@ -497,9 +538,145 @@ def test_radio_softap_config_and_stations(tmp_path):
         assert r.stations() == []
         network.STATIONS[:] = [(b"\\x1a\\x00\\x00\\x00\\x00\\x07", "192.168.4.2"),
                                (b"\\x1a\\x00\\x00\\x00\\x00\\x08", None)]
-        assert r.stations() == [("192.168.4.2", "1a:00:00:00:00:07"), ("0.0.0.0", "1a:00:00:00:00:08")]
+        # WLAN.status('stations') gives (mac,) only (network_wlan.c v1.27.0:407-420): no
+        # address, leased or not, reaches the port.
+        assert ap.status("stations") == [(b"\\x1a\\x00\\x00\\x00\\x00\\x07",), (b"\\x1a\\x00\\x00\\x00\\x00\\x08",)]
+        assert r.stations() == [("0.0.0.0", "1a:00:00:00:00:07"), ("0.0.0.0", "1a:00:00:00:00:08")]
+        assert ap.isconnected() is True  # the AP's isconnected(): a station is joined
         r.set_mode(1)
         assert r.stations() == []  # no soft-AP: nobody
+    """, head=RADIO)
+
+
+def test_radio_ipconfig_has_no_ipv6(tmp_path):
+    # network_common.c v1.27.0:242-245: any key but dhcp4/addr4/gw4 is ValueError("unexpected key").
+    run_mp(tmp_path, """
+        try:
+            sta.ipconfig("addr6")
+        except ValueError as e:
+            assert e.args == ("unexpected key",), e.args
+        else:
+            raise AssertionError("addr6 answered")
+        assert r.ip6() is None
+        assert sta.ipconfig("addr4") == ("0.0.0.0", "0.0.0.0")
+        r.connect("lab", "labpass")
+        assert watch()[-1] == 3 and sta.ipconfig("addr4") == network.IP[:2] and sta.ipconfig("gw4") == network.IP[2]
+    """, head=RADIO)
+
+
+# -- the live air: network.py as the twin runs it ($VBOARD_APS) -----------------------------------------
+LIVE = RADIO + """
+import json, os, time
+APS = json.load(open(os.getenv("VBOARD_APS")))
+
+def air(aps):  # a new file each time, as tests/test_wifi_cmds.py writes it
+    with open("aps_live.tmp", "w") as f:
+        json.dump(aps, f)
+    os.rename("aps_live.tmp", "aps_live.json")
+
+def settle(ms):  # the port's status() for ms, polled as the firmware does (the driver runs meanwhile)
+    t = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t) < ms:
+        st = r.status()
+        time.sleep_ms(20)
+    return r.status()
+"""
+
+
+def live_env(tmp_path):
+    import os
+
+    return dict(os.environ, VBOARD_APS=str(ROOT / "tools" / "aps.json"), VBOARD_IP="127.0.0.9",
+                VBOARD_APS_LIVE=str(tmp_path / "aps_live.json"))
+
+
+def test_live_join_takes_wall_clock_time(tmp_path):
+    run_mp(tmp_path, """
+        assert network._LIVE and network.APS == []
+        t = time.ticks_ms()
+        r.connect("vboard", "vboardpass")
+        early = r.status()
+        if time.ticks_diff(time.ticks_ms(), t) < 80:  # associated only after JOIN_MS
+            assert early == 1, early
+        assert settle(130) in (2, 3)
+        assert settle(200) == 3
+        assert r.ifconfig() == ("127.0.0.9", "255.0.0.0", "127.0.0.9", "127.0.0.9")
+        assert r.ap_info() == ("vboard", "02:00:00:00:01:01", 6, -42)  # one scan: blocks SCAN_MS
+        assert len(network.scans) == 1
+        for ssid, pwd, want in (("vboard", "wrongpass", -2), ("nothere", "x", -3),
+                                ("vboard-open", "longpassword", -3),  # ESP-IDF's WPA2 threshold
+                                ("vboard-open", "", 3), ("vboard-hidden", "hiddenpass", 3)):
+            r.connect(ssid, pwd)
+            assert settle(400) == want, (ssid, pwd, r.status(), sta.status())
+        r.connect("vboard-nodhcp", "vboardpass")
+        assert settle(400) == 2  # associated (status('rssi') answers), no address
+        # WLAN.status() still says IDLE: the reason of the port's own disconnect()
+        # before this connect() stays until an address comes (network_wlan.c 184-189).
+        assert sta.status() == network.STAT_IDLE and sta.status("rssi") == -80
+        r.connect("vboard-twin", "twinpass")  # fast scan: the first channel with it
+        assert settle(400) == 3 and sta.config("channel") == 1 and sta.status("rssi") == -71
+    """, head=LIVE, env=live_env(tmp_path))
+
+
+def test_live_link_loss_and_return(tmp_path):
+    run_mp(tmp_path, """
+        r.connect("vboard", "vboardpass")
+        assert settle(300) == 3
+        air([a for a in APS if a["ssid"] != "vboard"])
+        assert sta.status() == network.STAT_CONNECTING and not sta.isconnected()  # beacon timeout
+        assert network._st["reason"] == network.STAT_BEACON_TIMEOUT and network._st["requested"]
+        settle(350)
+        assert sta.status() == network.STAT_NO_AP_FOUND  # a retry found nothing: the reason shows
+        os.remove("aps_live.json")  # the --aps list again
+        assert settle(600) == 3  # the attempt under way fails first (FAIL_MS), the next joins
+        air([dict(a, password="changed!") if a["ssid"] == "vboard" else a for a in APS])
+        settle(350)
+        assert sta.status() == network.STAT_WRONG_PASSWORD
+        air([dict(a, refuse=True) if a["ssid"] == "vboard" else a for a in APS])
+        settle(350)
+        # each attempt ends in ASSOC_FAIL now, which status() does not name: CONNECTING
+        assert sta.status() == network.STAT_CONNECTING and network._st["reason"] == network.STAT_ASSOC_FAIL
+        os.remove("aps_live.json")
+        assert settle(600) == 3
+        air([dict(a, dhcp=False, rssi=-70) if a["ssid"] == "vboard" else a for a in APS])
+        assert settle(150) == 3 and sta.status("rssi") == -70  # LOST_IP is not handled: still GOT_IP
+        r.disconnect()
+        assert r.status() == 0 and sta.status() == network.STAT_IDLE
+    """, head=LIVE, env=live_env(tmp_path))
+
+
+def test_live_connect_while_connecting_is_refused(tmp_path):
+    # ESP-IDF: "sta is connecting, return error" (ESP_ERR_WIFI_CONN), micropython#17661.
+    run_mp(tmp_path, """
+        r.connect("nothere", "x")
+        time.sleep_ms(400)
+        try:
+            sta.connect("vboard", "vboardpass")  # the driver is still retrying
+        except OSError as e:
+            assert e.args[0] == "Wifi Internal Error", e.args
+        else:
+            raise AssertionError("connect while connecting")
+        r.connect("vboard", "vboardpass")  # the port disconnects first
+        assert settle(300) == 3
+    """, head=LIVE, env=live_env(tmp_path))
+
+
+def test_idf_heap_info(tmp_path):
+    run_mp(tmp_path, """
+        import esp32, socket
+        assert (esp32.HEAP_DATA, esp32.HEAP_EXEC) == (4, 1)  # MALLOC_CAP_8BIT, MALLOC_CAP_EXEC
+        before = esp32.idf_heap_info(esp32.HEAP_DATA)
+        assert all(len(t) == 4 and t[0] >= t[1] >= t[2] and t[1] >= t[3] for t in before), before
+        free = sum(t[1] for t in before)  # Wi-Fi is up (Board activated the STA)
+        s = [socket.socket() for i in range(3)]
+        during = esp32.idf_heap_info(esp32.HEAP_DATA)
+        assert sum(t[1] for t in during) < free
+        for x in s:
+            x.close()
+        after = esp32.idf_heap_info(esp32.HEAP_DATA)
+        assert sum(t[1] for t in after) == free
+        assert sum(t[3] for t in after) == sum(t[1] for t in during)  # the minimum stays
+        assert esp32.idf_heap_info(esp32.HEAP_EXEC) and esp32.idf_heap_info(0x400) == []  # no SPIRAM
     """, head=RADIO)
 
 
@@ -559,7 +736,7 @@ def test_reset_drains_the_uart_then_resets(tmp_path):
     """)
 
 
-# -- the whole firmware on the fakes ---------------------------------------------------------------------
+# -- the whole firmware on the stand-ins -----------------------------------------------------------------
 FIRMWARE = """
 from at import app, loop as loopmod
 loops = []

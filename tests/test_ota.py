@@ -6,7 +6,7 @@ file, a server that dies mid-download, the 3-minute timeout (shortened through
 the documented constant), a board killed at many points of an install (it
 boots the old or the new version, never a mix), a new version that crashes at
 boot (it rolls back by itself), downgrades, certificate namespaces; and the
-ESP32 path (esp32.Partition) on tests/fakes/esp32.py under the unix port.
+ESP32 path (esp32.Partition) on tools/twin/esp32.py under the unix port.
 
 Every test leaves the shared virtual board on its factory firmware: fw/ erased
 and a restart."""
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import update_server as us  # noqa: E402
 
 LIB = ROOT / "lib"
-FAKES = ROOT / "tests" / "fakes"
+TWIN = ROOT / "tools" / "twin"
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 if not MICROPYTHON.exists():
     MICROPYTHON = shutil.which("micropython")
@@ -760,7 +760,7 @@ def test_power_cut_at_any_point_of_an_install(vboard, built, tmp_path):
     assert GOOD in seen, seen
 
 
-# -- the ESP32 path: esp32.Partition (tests/fakes/esp32.py) under the unix port -----------------------------------
+# -- the ESP32 path: esp32.Partition (tools/twin/esp32.py) under the unix port ------------------------------------
 PRELUDE = """\
 import sys, os, json, hashlib, binascii
 sys.path[:0] = [%r, %r]
@@ -778,7 +778,7 @@ class Log:
     def write(self, s):
         sys.stdout.write(s)
 
-# The ESP32 port's image methods (lib/at/ports/esp32.py) on the fake esp32 module,
+# The ESP32 port's image methods (lib/at/ports/esp32.py) on the twin's esp32 module,
 # imported when first used (a test may put an installed version first on sys.path).
 class _B:
     def _port(self):
@@ -791,7 +791,7 @@ class _B:
     def image_mark_valid(self):
         return self._port().image_mark_valid(self)
 BOARD = _B()
-""" % (str(FAKES), str(LIB), str(ROOT / "main.py"))
+""" % (str(TWIN), str(LIB), str(ROOT / "main.py"))
 
 
 def run_mp(cwd, body, expect_exit=0):

@@ -4,11 +4,12 @@
     python tools/deploy.py --port /dev/ttyUSB0 [--at-port /dev/ttyUSB1] [--clean] [--dry-run]
 
 --port is the board's USB port: UART0, MicroPython's REPL, which mpremote
-drives. lib/**/*.py is compiled with mpy-cross into build/esp32/lib (the
-package layout kept) and copied to the board's /lib, which is on the ESP32's
-sys.path; boot.py and main.py go to /. The AT commands are on UART1 (GPIO17 TX,
-GPIO16 RX, GPIO14 RTS, GPIO15 CTS), usually a second USB-UART adapter: give it
-as --at-port (or AT_PORT=... to make) to wait for the firmware's "ready" there.
+drives. lib/**/*.py (but the virtual board's at/ports/unix.py and air.py) is
+compiled with mpy-cross into build/esp32/lib (the package layout kept) and
+copied to the board's /lib, which is on the ESP32's sys.path; boot.py and
+main.py go to /. The AT commands are on UART1 (GPIO17 TX, GPIO16 RX, GPIO14 RTS,
+GPIO15 CTS), usually a second USB-UART adapter: give it as --at-port (or
+AT_PORT=... to make) to wait for the firmware's "ready" there.
 
 mpy-cross 1.29 writes .mpy version 6.3, which MicroPython 1.23 and later load.
 mpremote interrupts the running firmware with Ctrl-C on UART0 (the firmware
@@ -27,10 +28,21 @@ OUT = ROOT / "build" / "esp32"
 READY = b"\r\nready\r\n"
 
 
-def compile_lib(src=ROOT / "lib", out=OUT / "lib", check=True):
-    """Compile src/**.py to out/**.mpy, the package layout kept. Returns the .mpy paths."""
+# Modules of lib/ that only the virtual board runs: the unix port's adapter and the
+# simulated air it shares with the ESP32 twin. A real board never gets them.
+HOST_ONLY = ("at/ports/unix.py", "at/ports/air.py")
+
+
+def board_modules(src=ROOT / "lib", skip=HOST_ONLY):
+    """The lib/ sources a board gets, sorted."""
+    return [py for py in sorted(src.rglob("*.py")) if py.relative_to(src).as_posix() not in skip]
+
+
+def compile_lib(src=ROOT / "lib", out=OUT / "lib", check=True, skip=HOST_ONLY):
+    """Compile src/**.py but `skip` to out/**.mpy, the package layout kept. Returns
+    the .mpy paths."""
     done = []
-    for py in sorted(src.rglob("*.py")):
+    for py in board_modules(src, skip):
         rel = py.relative_to(src)
         mpy = out / rel.with_suffix(".mpy")
         mpy.parent.mkdir(parents=True, exist_ok=True)
@@ -38,9 +50,10 @@ def compile_lib(src=ROOT / "lib", out=OUT / "lib", check=True):
         subprocess.run([sys.executable, "-m", "mpy_cross", "-s", rel.as_posix(), "-o", str(mpy), str(py)],
                        check=check)
         done.append(mpy)
-    # Drop compiled modules whose source is gone (they would still be copied).
+    # Drop compiled modules whose source is gone or skipped (cp -r would still copy them).
+    keep = set(done)
     for mpy in out.rglob("*.mpy"):
-        if not (src / mpy.relative_to(out).with_suffix(".py")).exists():
+        if mpy not in keep:
             mpy.unlink()
     return done
 
@@ -110,7 +123,7 @@ def main(argv=None):
 
     steps = mpremote_steps(args.port, args.clean)
     if args.dry_run:
-        n = len(list((ROOT / "lib").rglob("*.py")))
+        n = len(board_modules())
         print("# compile %d modules: lib/**/*.py -> %s/**/*.mpy (python -m mpy_cross)"
               % (n, (OUT / "lib").relative_to(ROOT)))
         for argv_, _ in steps:

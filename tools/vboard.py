@@ -2,13 +2,21 @@
 """The virtual board: the firmware's main.py and lib/ under MicroPython's unix
 port, its AT UART presented as a pseudo-terminal.
 
-    python tools/vboard.py [--flash DIR] [--heap 100k] [--source]
+    python tools/vboard.py [--board unix|esp32] [--mpy 1.27] [--flash DIR] [--heap 100k] [--source]
 
 prints "virtual board ready on /dev/pts/N (115200 8N1)" and serves until Ctrl-C.
 The firmware gets the pty's master side as a non-blocking stdin/stdout; any
 serial tool opens the /dev/pts/N path. AT+RST and AT+RESTORE make the firmware
 exit with code 3 and the launcher starts it again on the same pty, like a reset.
 lib/ is compiled with mpy-cross first, as `make deploy` does for a real board.
+
+Two personalities. `--board unix` (the default) runs lib/at/ports/unix.py: the
+pty is the firmware's stdin/stdout, a byte moves at memory speed. `--board
+esp32` is the ESP32 twin: lib/at/ports/esp32.py itself, over tools/twin/'s
+stand-ins for the ESP32 port's machine, network, esp32, socket, select, errno,
+time and tls as MicroPython release --mpy shows them; the pty is the far end of
+UART1's wire (paced at the line rate, rings that fill), stdout/stderr are UART0
+(the log).
 """
 import argparse
 import os
@@ -20,7 +28,13 @@ import time
 import tty
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+TWIN = ROOT / "tools" / "twin"
 RESET_EXIT = 3
+RELEASES = ("1.24", "1.25", "1.26", "1.27", "1.28")  # the twin's MicroPython releases
+# The twin's stand-ins are not the firmware: their code and their rings (UART1's
+# RX/TX rings live in the IDF heap on a chip) get heap of their own on top.
+TWIN_IMPORTS = "import twin_tls, select, socket, machine, network, esp32, time, errno"
+TWIN_RUNTIME = 24 * 1024
 # MicroPython's ESP32 port starts its GC heap at 56 KB and grows it while internal
 # RAM lasts (mpconfigport.h); an ESP32-WROOM without PSRAM ends up near 100-110 KB
 # free for Python data. README.md ("Heap") explains the figure. Frozen into an
@@ -30,17 +44,21 @@ DATA_HEAP = 110 * 1024
 PROBE = (
     "import gc\n"
     "gc.collect(); f = gc.mem_free()\n"
-    "import at.app, at.ports.unix\n"
+    "import at.app, at.ports.%s\n"
+    "%s\n"
     "from at import commands\n"
     "for n in commands.GROUPS: __import__('at.commands.' + n)\n"
     "gc.collect(); print(f - gc.mem_free())\n"
 )
 
 
-def code_heap(libpath):
+def code_heap(libpath, board="unix"):
     """Bytes the firmware's modules take once imported (run in a big heap)."""
-    env = dict(os.environ, MICROPYPATH=str(libpath))
-    out = subprocess.run([micropython(), "-X", "heapsize=4m", "-c", PROBE], env=env,
+    path = str(libpath) if board == "unix" else "%s:%s" % (TWIN, libpath)
+    # The twin's network module reads the air at import, as it does at run time.
+    env = dict(os.environ, MICROPYPATH=path, VBOARD_APS=str(ROOT / "tools" / "aps.json"))
+    probe = PROBE % (board, TWIN_IMPORTS if board == "esp32" else "")
+    out = subprocess.run([micropython(), "-X", "heapsize=4m", "-c", probe], env=env,
                          capture_output=True, text=True, check=True).stdout
     return int(out.split()[-1])
 
@@ -71,7 +89,11 @@ def main(argv=None):
                    help="the board's filesystem (settings, certificates); default .vboard/flash")
     p.add_argument("--heap", default="auto",
                    help="MicroPython heap, e.g. 200k; 'auto' (default) = 110 KB for data + the bytecode's size")
-    p.add_argument("--source", action="store_true", help="run lib/*.py instead of compiled .mpy")
+    p.add_argument("--source", action="store_true", help="run lib/*.py instead of compiled .mpy (unix only)")
+    p.add_argument("--board", choices=("unix", "esp32"), default=os.getenv("BOARD") or "unix",
+                   help="unix (default): the unix port adapter; esp32: the ESP32 twin")
+    p.add_argument("--mpy", choices=RELEASES, default=os.getenv("MPY") or "1.27",
+                   help="the twin's MicroPython release (default 1.27)")
     p.add_argument("--aps", default=str(ROOT / "tools" / "aps.json"), help="simulated access points")
     p.add_argument("--ip", default="127.0.0.1", help="the station address the board reports")
     p.add_argument("--log", default=None, help="write the firmware's log port (stderr) to this file")
@@ -79,6 +101,11 @@ def main(argv=None):
 
     flash = pathlib.Path(args.flash).resolve()
     flash.mkdir(parents=True, exist_ok=True)
+    twin = args.board == "esp32"
+    if args.source and twin:
+        # The unix compiler folds errno.EXXX to Linux's numbers at compile time
+        # (MICROPY_COMP_MODULE_CONST); mpy-cross, as for a real board, does not.
+        p.error("--source cannot run the ESP32 twin: it needs mpy-cross's .mpy files")
     if args.source:
         libpath = ROOT / "lib"
     else:
@@ -87,7 +114,7 @@ def main(argv=None):
 
     heap = args.heap
     if heap == "auto":
-        heap = str(DATA_HEAP + code_heap(libpath))
+        heap = str(DATA_HEAP + code_heap(libpath, args.board) + (TWIN_RUNTIME if twin else 0))
 
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -103,6 +130,20 @@ def main(argv=None):
     env["VBOARD_IP"] = args.ip
     log = open(args.log, "ab", buffering=0) if args.log else None
     cmd = [micropython(), "-X", "heapsize=%s" % heap, str(ROOT / "main.py")]
+    fds = ()
+    rtc = flash.parent / (flash.name + ".rtc")
+    if twin:
+        # The stand-ins first; the flash root stays the firmware's "" entry.
+        env["MICROPYPATH"] = "%s:%s:.frozen:%s" % (TWIN, flash, libpath)
+        env.update(TWIN_UART_FD=str(master), TWIN_UART_ID="1", TWIN_MPY=args.mpy, TWIN_RTC=str(rtc),
+                   TWIN_STATS=str(flash.parent / (flash.name + ".stats.json")))
+        cmd = [micropython(), "-X", "heapsize=%s" % heap, str(TWIN / "run.py"), str(ROOT / "main.py")]
+        fds = (master,)
+
+    def power_on():
+        # The RTC starts at 2000-01-01 at a power-up (not at a reset).
+        if rtc.exists():
+            rtc.unlink()
 
     child = None
     stopping = []
@@ -115,14 +156,21 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     sys.stderr.write("vboard: heap %s bytes, flash %s\n" % (heap, flash))
+    if twin:
+        sys.stderr.write("vboard: ESP32 twin, MicroPython %s\n" % args.mpy)
+        power_on()
     if (flash / "fw" / "state.json").exists():
         sys.stderr.write("vboard: an OTA-installed version runs from %s/fw (not lib/); "
                          "delete fw/state.json there to run lib/\n" % flash)
     print("virtual board ready on %s (115200 8N1)" % path, flush=True)
     try:
         while True:
-            child = subprocess.Popen(cmd, stdin=master, stdout=master, stderr=log or None,
-                                     cwd=str(flash), env=env)
+            if twin:
+                child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log or None, stderr=log or None,
+                                         cwd=str(flash), env=env, pass_fds=fds)
+            else:
+                child = subprocess.Popen(cmd, stdin=master, stdout=master, stderr=log or None,
+                                         cwd=str(flash), env=env)
             rc = child.wait()
             if rc == RESET_EXIT:
                 continue
@@ -130,6 +178,7 @@ def main(argv=None):
                 return 0
             if rc < 0:  # killed by someone else: a power cut; the board comes back
                 sys.stderr.write("vboard: firmware killed (signal %d); restarting\n" % -rc)
+                power_on()
                 continue
             # A crash: restart like a watchdog reset would, but not in a tight loop.
             sys.stderr.write("vboard: firmware exited with %d; restarting\n" % rc)

@@ -22,21 +22,23 @@ def build(board):
 
 
 def run(board):
+    # The big, long-lived buffer first, while the heap is still in one piece: after
+    # the command groups are in, the free heap can be in holes smaller than 4 KB.
+    rx = bytearray(RX_CHUNK)
     at = build(board)
     loop = at.loop
     uart = board.uart
-    rx = bytearray(RX_CHUNK)
 
     def resume():
-        # Read the UART again unless the backlog or a full sink still holds it.
-        if at.out.blocked:
+        # Read the UART again unless a full sink (or a host that never reads) holds it.
+        if at.out.full():
             at.out.when_drained(resume)
         elif at._held is None:
             loop.on_read(uart.obj, on_uart)
 
     def on_uart(obj, ev):
-        if at.out.blocked:
-            # The host is not reading our answers: stop taking its input too.
+        if at.out.full():
+            # The host sends and sends and never reads our answers: pause its input.
             loop.on_read(uart.obj, None)
             at.out.when_drained(resume)
             return

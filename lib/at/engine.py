@@ -87,6 +87,11 @@ class Engine(Waits):
         """Write each line with its CR LF, in one UART write."""
         self.write("\r\n".join(lines) + "\r\n" if len(lines) > 1 else lines[0] + "\r\n")
 
+    def report(self, line):
+        """A progress line the host may miss: dropped when the host has not been
+        reading for a while (at/output.py), as a real UART would lose it."""
+        self.out.write((line + "\r\n").encode(), True)
+
     def then(self, cb):
         """Run cb after the command's final result has been written (e.g. a reset)."""
         self._after = cb

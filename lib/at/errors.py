@@ -15,6 +15,11 @@ PROCESSING = 0x0B
 OP_ERROR = 0x0C
 
 
+# Extensions of EXEC_FAIL that several groups share
+E_NOT_HERE = 0x57  # this runtime or board cannot do it (at/caps.py; ALPN; README "Supported targets")
+E_CLOCK = 0x59  # the clock is not set, so certificate dates cannot be checked
+
+
 def code(sub, ext=0):
     return 0x01000000 | (sub << 16) | (ext & 0xFFFF)
 
@@ -35,3 +40,8 @@ class ATError(Exception):
 
 def fail(sub=EXEC_FAIL, ext=0, lines=None, errno=0):
     return ATError(code(sub, ext), lines, errno)
+
+
+def not_here():
+    """ERROR for a feature this runtime or board does not have."""
+    return ATError(code(EXEC_FAIL, E_NOT_HERE))

@@ -9,15 +9,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy only
     from typing import Any
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
-from at import nested, dns
+from at import nested, dns, sock
+from at.sock import errno_of, EAGAIN
 
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
 CONNECT_MS = 20000  # when CIPSTART gives no timeout
 HANDSHAKE_MS = 15000  # an SSL handshake that takes longer fails
-EINPROGRESS = 115
-EAGAIN = 11
 
 SOCK_STREAM = socket.SOCK_STREAM
 SOCK_DGRAM = socket.SOCK_DGRAM
@@ -33,10 +32,6 @@ def peer(addr):
     # Only the unix port hands out raw sockaddr bytes, and only it has these two.
     fam, ip, port = getattr(socket, "sockaddr")(addr)[:3]
     return getattr(socket, "inet_ntop")(fam, ip), port
-
-
-def errno_of(e):
-    return e.args[0] if e.args and isinstance(e.args[0], int) else 0
 
 
 class RxBuf:
@@ -55,13 +50,18 @@ class RxBuf:
         return self.e - self.s
 
     def free(self):
-        return len(self.buf) - self.e + self.s
+        """Room for more now (the read head is given back once tail() can compact)."""
+        n = self.e - self.s
+        return len(self.buf) - (self.e if self.s < n else n)
 
     def tail(self):
-        """Room at the end, compacting first when the head has been read."""
-        if self.s:
-            n = self.e - self.s
-            self.buf[0:n] = self.buf[self.s:self.e]
+        """Room at the end, compacting first when the head that has been read is
+        at least as long as what is left (one copy that does not overlap itself;
+        slicing the bytearray would allocate a copy)."""
+        n = self.e - self.s
+        if self.s and self.s >= n:
+            mv = memoryview(self.buf)
+            mv[0:n] = mv[self.s:self.e]
             self.s = 0
             self.e = n
         return memoryview(self.buf)[self.e:]
@@ -204,28 +204,23 @@ class Net:
                 lport = self._bind(s, fam, local_ip, 0)
                 self.tcpopt[lid][3] = keepalive
                 try:
-                    s.connect(addr)
+                    sock.start_connect(s, addr)
                 except OSError as e:
-                    if errno_of(e) != EINPROGRESS:
-                        raise fail(EXEC_FAIL, 2, errno=errno_of(e))
+                    raise fail(EXEC_FAIL, 2, errno=errno_of(e))
                 # Hold the slot while connecting.
                 self.links[lid] = Link(lid, typ, s, host, port, lport)
-                ev = yield self.at.writable(s, timeout_ms or CONNECT_MS)
-                if ev == 0:
-                    raise fail(EXEC_FAIL, 3, errno=110)  # ETIMEDOUT
-                if ev & 0x18:  # POLLERR | POLLHUP: read the pending error
-                    err = 111
-                    try:
-                        s.recv(1)
-                    except OSError as e:
-                        err = errno_of(e) or err
-                    raise fail(EXEC_FAIL, 2, errno=err)
+                try:
+                    yield from sock.connected(self.at, s, timeout_ms or CONNECT_MS)
+                except OSError as e:
+                    err = errno_of(e)
+                    raise fail(EXEC_FAIL, 3 if err == sock.ETIMEDOUT else 2, errno=err)
         except BaseException:
             self.links[lid] = None
             s.close()
             raise
         ss = None
         if typ[0] == "S":
+            yield from nested.wait_turn(self.at)
             ss = self.handshake(s, lid, name, timeout_ms or HANDSHAKE_MS)
         link = Link(lid, typ, s, host, port, lport, 0, ss)
         if udp:
@@ -309,7 +304,7 @@ class Net:
         ctx = None
         if typ[0] == "S":
             from at import sslconf
-            ctx = sslconf.server_context(ca)  # no certificate: ERROR with the reason
+            ctx = sslconf.server_context(self.at, ca)  # no certificate: ERROR with the reason
         fam = socket.AF_INET6 if typ.endswith("v6") else socket.AF_INET
         s = socket.socket(fam, SOCK_STREAM)
         try:
@@ -336,6 +331,12 @@ class Net:
                     self.close(link)
 
     def _accept(self, obj, ev):
+        if self.server_ctx is not None and nested.busy():
+            # Inside another handshake's tick: leave the client in the backlog.
+            self.loop.on_read(obj, None)
+            nested.later(lambda: self.server is not None and self.server[0] is obj
+                         and self.loop.on_read(obj, self._accept))
+            return
         try:
             c, addr = obj.accept()
         except OSError:
@@ -436,6 +437,17 @@ class Net:
 
     # -- receiving ------------------------------------------------------------------------------
     def _readable(self, link, ev):
+        try:
+            self._read(link)
+        except Exception as e:
+            # Whatever failed (a MemoryError in a tight heap, a runtime without
+            # the method we called), it failed for this link only: close it, say
+            # why once, and keep the loop, the UART and the other links going.
+            if self.links[link.id] is link:
+                self.at.log.write("at: link %d closed: its receive failed: %r\n" % (link.id, e))
+                self.close(link)
+
+    def _read(self, link):
         if self.out.blocked:
             self._pause(link)
             return
@@ -470,6 +482,7 @@ class Net:
                 self.notify(link)
             # else: the window is full; UDP drops, as the spec says
             return
+        recv = getattr(link.ss, "recv", None) if link.tls else None
         while True:
             if b is None:
                 mv = self.rxv
@@ -482,15 +495,16 @@ class Net:
                 mv = b.tail()
             d = None
             try:
-                if link.tls:
+                if recv is not None:
                     # recv() reads one record (readinto() would read on and swallow
-                    # a close_notify that follows the data, losing the EOF).
-                    d = link.ss.recv(len(mv))
+                    # a close_notify that follows the data, losing the EOF until the
+                    # peer closes TCP). TLS sockets have it from MicroPython 1.25.
+                    d = recv(len(mv))
                     n = None if d is None else len(d)
                     if n and b is not None:
                         mv[:n] = d  # into the passive window
                 else:
-                    n = link.ss.readinto(mv)
+                    n = sock.read_into(link.ss, mv)
             except OSError as e:
                 n = 0 if errno_of(e) != EAGAIN else None
             if n is None:
@@ -633,7 +647,7 @@ class Net:
     # -- sending ------------------------------------------------------------------------------------
     def send(self, link, mv, dest=None, note=None):
         """Generator: hand mv to the stack; raises OSError when the link fails
-        (errno 110 when AT+CIPTCPOPT's so_sndtimeo runs out). `note` (e.g.
+        (ETIMEDOUT when AT+CIPTCPOPT's so_sndtimeo runs out). `note` (e.g.
         "Recv n bytes") is written before the first wait or the failure;
         returns it if neither came, so the caller can write it with the result."""
         s = link.sock
@@ -643,12 +657,7 @@ class Net:
                 s.sendto(mv, dest or link.dest)
                 return note
             while mv:
-                try:
-                    n = link.ss.send(mv)  # a TLS wrapper answers None for "would block"
-                except OSError as e:
-                    if errno_of(e) != EAGAIN:
-                        raise
-                    n = 0
+                n = sock.write(link.ss, mv)
                 if n:
                     mv = mv[n:]
                 else:
@@ -657,7 +666,7 @@ class Net:
                         note = None
                     ev = yield self.at.writable(s, link.sndtimeo)
                     if ev == 0:
-                        raise OSError(110)
+                        raise OSError(sock.ETIMEDOUT)
         except OSError:
             if note:
                 self.out.write(note)

@@ -48,7 +48,9 @@ class Loop:
 
     @staticmethod
     def _mask(ent):
-        return (POLLIN if ent[0] else 0) | (POLLOUT if ent[1] else 0)
+        # Always ask for errors: the ESP32's socket poll reports only the events
+        # registered (modsocket.c), and a failed connect is otherwise just writable.
+        return (POLLIN if ent[0] else 0) | (POLLOUT if ent[1] else 0) | _FAIL
 
     def on_read(self, obj, cb):
         self._set(obj, 0, cb)

@@ -16,7 +16,8 @@ import time
 import socket
 import hashlib
 import binascii
-from at import dns
+from at import dns, sock
+from at.nested import wait_turn as nested_turn
 from at.errors import ATError, fail, EXEC_FAIL
 from at.commands import ota as cmd
 from at.commands.ota import (FW, FOUND, CONNECTED, GOT_VERSION, DONE, read_state, write_state, running,
@@ -31,9 +32,6 @@ MFG_MAX = 8192  # a certificate: what AT+SYSMFG takes in one write
 YIELD_BYTES = 8192  # give the loop a turn at least this often while data pours in
 BLOCK = 4096  # esp32.Partition's block
 
-EINPROGRESS = (115, 119)  # Linux, newlib (ESP32)
-EAGAIN = 11
-_ERR = 0x18  # POLLERR | POLLHUP
 
 # ERR CODE extensions (0x010a00xx, with AT+SYSLOG=1)
 E_NO_SERVER = 0x80  # no AT+CIUPDATESRV (or no <ssl port> for HTTPS)
@@ -139,22 +137,15 @@ class Http:
         s = socket.socket(self.fam, socket.SOCK_STREAM)
         self.s = s
         s.setblocking(False)
+        sock.start_connect(s, self.addr)
         try:
-            s.connect(self.addr)  # type: ignore[arg-type]  # set by resolve()
+            yield from sock.connected(self.at, s, self.left())
         except OSError as e:
-            if not e.args or e.args[0] not in EINPROGRESS:
-                raise
-        ev = yield self.at.writable(s, self.left())
-        if ev == 0:
-            self.left()
-            raise OSError(110)
-        if ev & _ERR:
-            err = 111
-            try:
-                s.recv(1)
-            except OSError as e:
-                err = e.args[0] if e.args else err
-            raise OSError(err)
+            if sock.errno_of(e) == sock.ETIMEDOUT:
+                self.left()
+            raise
+        if self.tls:
+            yield from nested_turn(self.at)
         self.ss = self._handshake(s) if self.tls else s
         self.keep = True
 
@@ -166,6 +157,9 @@ class Http:
         ca = mfg.read("client_ca", "client_ca.0")
         if ca is None:
             raise Fail(E_TLS, "HTTPS needs the server's CA in client_ca.0 (AT+SYSMFG)")
+        if not self.at.board.clock_set():
+            raise Fail(E_TLS, "the clock is not set, the server's certificate dates cannot be checked: "
+                              "set it first (AT+CIPSNTPCFG)")
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         try:
             for c in sslconf.der(ca):
@@ -201,12 +195,7 @@ class Http:
     def _send(self, data):
         mv = memoryview(data)
         while mv:
-            try:
-                n = self.ss.send(mv)  # type: ignore[union-attr]  # None for "would block" from TLS
-            except OSError as e:
-                if not e.args or e.args[0] != EAGAIN:
-                    raise
-                n = 0
+            n = sock.write(self.ss, mv)
             if n:
                 mv = mv[n:]
             else:
@@ -218,12 +207,7 @@ class Http:
         """Generator: read into self.buf; the byte count, 0 at the end of the stream."""
         while True:
             self.left()
-            try:
-                n = self.ss.readinto(self.buf)  # type: ignore[union-attr]  # connected
-            except OSError as e:
-                if not e.args or e.args[0] != EAGAIN:
-                    raise
-                n = None
+            n = sock.read_into(self.ss, self.buf)
             if n is not None:
                 return n
             # Nothing yet (mbedTLS had nothing decrypted either): wait for the socket.

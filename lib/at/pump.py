@@ -5,7 +5,7 @@
 # back (flow control) instead of dropping anything.
 import time
 from at.guard import PlusGuard
-from at.links import errno_of, EAGAIN
+from at import sock
 
 
 class Pump:
@@ -73,13 +73,11 @@ class Pump:
         the rest stays in the UART, held back)."""
         mv = memoryview(buf)[pos:end]
         try:
-            k = self.link.ss.send(mv) or 0
+            k = sock.write(self.link.ss, mv)
         except OSError as e:
-            if errno_of(e) != EAGAIN:
-                self.at.log.write("at: send on link %d failed: %r\n" % (self.link.id, e))
-                self.on_fail(e)
-                return pos  # nothing taken: the sink decides what comes next
-            k = 0
+            self.at.log.write("at: send on link %d failed: %r\n" % (self.link.id, e))
+            self.on_fail(e)
+            return pos  # nothing taken: the sink decides what comes next
         keep = min(len(mv) - k, self.tsize)
         if keep:
             self.buf[0:keep] = mv[k:k + keep]
@@ -111,12 +109,7 @@ class Pump:
                 link.sock.sendto(mv, self.dest or link.dest)
                 k = self.n
             else:
-                try:
-                    k = link.ss.send(mv) or 0  # a TLS wrapper answers None for "would block"
-                except OSError as e:
-                    if errno_of(e) != EAGAIN:
-                        raise
-                    k = 0
+                k = sock.write(link.ss, mv)
         except OSError as e:
             self.at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
             self.on_fail(e)

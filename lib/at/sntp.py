@@ -27,7 +27,14 @@ class Clock:
         self.t0 = time.ticks_ms()
 
     def now(self):
-        return self.base + time.ticks_diff(time.ticks_ms(), self.t0) / 1000
+        now = time.ticks_ms()
+        d = time.ticks_diff(now, self.t0)
+        if d > 86400000:
+            # ticks_diff is only good for half the ticks period (~6 days): re-base daily
+            self.base += d / 1000
+            self.t0 = now
+            d = 0
+        return self.base + d / 1000
 
     def set(self, secs):
         self.base = secs

@@ -5,7 +5,7 @@
 import tls
 import binascii
 from at import mfg
-from at.errors import fail, EXEC_FAIL
+from at.errors import fail, EXEC_FAIL, E_NOT_HERE, E_CLOCK
 
 MAX_LINKS = 5
 
@@ -17,7 +17,7 @@ E_EXPIRED = 0x53  # the certificate is out of its validity period
 E_NO_CERT = 0x54  # a certificate, key or CA the mode needs is not provisioned
 E_BAD_CERT = 0x55  # a provisioned certificate or key does not parse
 E_TIMEOUT = 0x56  # the handshake took too long
-E_UNSUPPORTED = 0x57  # the runtime cannot do it (ALPN)
+E_UNSUPPORTED = E_NOT_HERE  # the runtime cannot do it (ALPN, PSK on a release)
 E_CIPHER = 0x58  # no cipher suite in common with the settings
 
 # IANA numbers of the suites mbedTLS may offer (AT+CIPSSLCCIPHER speaks numbers;
@@ -107,10 +107,23 @@ def is_ip(host):
     return ":" in host or host.replace(".", "").isdigit()
 
 
+def check_clock(at, what):
+    """Certificate dates need the clock: mbedTLS checks them (an ESP32 image sets
+    CONFIG_MBEDTLS_HAVE_TIME_DATE), and an ESP32's clock reads 2000-01-01 until
+    SNTP (or the host) sets it, so every certificate would look "not yet valid".
+    Say so instead of a misleading "expired"."""
+    if not at.board.clock_set():
+        at.log.write("at: %s: the clock is not set, certificate dates cannot be checked: "
+                     "set it first (AT+CIPSNTPCFG)\n" % what)
+        raise fail(EXEC_FAIL, E_CLOCK)
+
+
 def client_context(at, lid, host):
     """(SSLContext, server_hostname) for an SSL client link in slot lid."""
     auth, pki, ca = at.cfg.get("sslcconf")[lid] if at.cfg.get("sslcconf") else (0, 0, 0)
     st = at.ssl
+    if auth in (2, 3) and not st.psk[lid]:
+        check_clock(at, "link %d" % lid)
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     psk = st.psk[lid]
     if psk:
@@ -144,7 +157,9 @@ def client_context(at, lid, host):
     return ctx, name
 
 
-def server_context(ca_enable):
+def server_context(at, ca_enable):
+    if ca_enable:
+        check_clock(at, "the SSL server")
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
     _load_chain(ctx, _cert("server_cert", 0, "NO CERT FOUND"), _cert("server_key", 0, "NO PRVT_KEY FOUND"))
     if ca_enable:

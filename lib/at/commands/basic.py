@@ -126,10 +126,16 @@ def q_uart_cur(at):
     at.reply("+UART_CUR:%d,%d,%d,%d,%d" % tuple(at.board.uart.config))
 
 
+def _switch(at, c):
+    # Answer at the old rate, then switch: OK (and anything before it) must have
+    # left the backlog for the UART, which then drains it at the old rate.
+    at.out.flush()
+    at.board.uart.configure(*c)
+
+
 def s_uart_cur(at, a):
     c = _uart_args(a)
-    # Answer at the old rate, then switch (after OK has left the UART).
-    at.then(lambda: at.board.uart.configure(*c))
+    at.then(lambda: _switch(at, c))
 
 
 def q_uart_def(at):
@@ -139,7 +145,7 @@ def q_uart_def(at):
 def s_uart_def(at, a):
     c = _uart_args(a)
     at.cfg.set("uart_def", c, True)
-    at.then(lambda: at.board.uart.configure(*c))
+    at.then(lambda: _switch(at, c))
 
 
 COMMANDS = [

@@ -1,6 +1,6 @@
 # Names (TCP-IP_AT_Commands.rst): AT+CIPDNS and AT+CIPDOMAIN. The resolver is at/dns.py.
-from at import parse, dns
-from at.errors import ATError, code, PARA_INVALID
+from at import parse, dns, caps
+from at.errors import ATError, code, not_here, PARA_INVALID
 
 
 def q_cipdns(at):
@@ -20,6 +20,8 @@ def s_cipdns(at, a):
                 raise ATError(code(PARA_INVALID, i))
             if ip in servers:
                 raise ATError(code(PARA_INVALID, i))  # "cannot be set to the same server"
+            if not caps.IPV6 and not dns.is_ipv4(ip):
+                raise not_here()  # no IPv6 sockets on this runtime
             servers.append(ip)
     at.cfg.set("cipdns_on", on)
     at.cfg.set("cipdns", servers or None)

@@ -6,8 +6,8 @@
 import os
 import socket
 import time
-from at import parse, dns
-from at.errors import ATError, fail, EXEC_FAIL
+from at import parse, dns, caps
+from at.errors import ATError, fail, not_here, EXEC_FAIL
 
 TIMEOUT_MS = 3000
 E_NO_ICMP = 0x70  # ERR CODE extension: no ICMP socket can be opened here
@@ -50,6 +50,8 @@ def _ping(at, host):
         raise
     ip = ips[0]
     v6 = ":" in ip
+    if v6 and not caps.IPV6:
+        raise not_here()  # no IPv6 sockets on this runtime
     s, raw = _open(v6)
     if s is None:
         at.log.write("at: AT+PING: no ICMP socket (needs root or net.ipv4.ping_group_range)\n")

@@ -98,11 +98,11 @@ class _LongSend(Pump):
 
     def on_sent(self, k):
         while self.sent >= self.next:
-            self.at.reply("+CIPSENDL:%d,%d" % (self.next, self.got))
+            self.at.report("+CIPSENDL:%d,%d" % (self.next, self.got))
             self.next += self.report
         if self.sent == self.total:
             if self.sent != self.next - self.report:
-                self.at.reply("+CIPSENDL:%d,%d" % (self.sent, self.got))
+                self.at.report("+CIPSENDL:%d,%d" % (self.sent, self.got))
             self.finish(SEND_OK)
 
     def on_fail(self, err):

@@ -1,8 +1,8 @@
 # SSL client settings (TCP-IP_AT_Commands.rst): AT+CIPSSLCCONF, AT+CIPSSLCCIPHER,
 # AT+CIPSSLCCN, AT+CIPSSLCSNI, AT+CIPSSLCALPN, AT+CIPSSLCPSK, AT+CIPSSLCPSKHEX,
 # and the deprecated AT+CIPSSLSIZE. The TLS contexts are built in at/sslconf.py.
-from at import parse, sslconf
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM
+from at import parse, sslconf, caps
+from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM
 from at.links import MAX_LINKS
 
 _DEFAULT = [0, 0, 0]  # auth_mode, pki_number, ca_number
@@ -112,6 +112,8 @@ def _psk_set(hexform):
                 raise ATError(code(PARA_INVALID, i))
         else:
             key = key.encode()
+        if key and not caps.psk():
+            raise not_here()  # no TLS-PSK in this MicroPython (README "Supported targets")
         for k in ids:
             at.ssl.psk[k] = (key, hint) if key else None
     return s

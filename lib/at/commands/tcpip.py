@@ -8,9 +8,10 @@
 import socket
 from at import parse
 from at.engine import SEND_OK, SEND_FAIL, DATA_MAX
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM
-from at.links import Net, MAX_LINKS, is_ipv4, errno_of
-from at import passthrough
+from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM
+from at.links import Net, MAX_LINKS, is_ipv4
+from at.sock import errno_of, ETIMEDOUT
+from at import passthrough, caps
 
 TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
 
@@ -75,7 +76,10 @@ def q_cipv6(at):
 
 def s_cipv6(at, a):
     parse.count(a, 1, 1)
-    at.cfg.set("cipv6", parse.num(a, 0, 0, 1))
+    v = parse.num(a, 0, 0, 1)
+    if v and not caps.IPV6:
+        raise not_here()  # the ESP32 port's sockets are IPv4-only (README "Supported targets")
+    at.cfg.set("cipv6", v)
 
 
 # -- opening links ------------------------------------------------------------------------
@@ -172,7 +176,7 @@ def send_result(at, link, mv, dest=None):
         note = yield from at.net.send(link, mv, dest, note)
     except OSError as e:
         at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
-        if errno_of(e) != 110:
+        if errno_of(e) != ETIMEDOUT:
             at.then(lambda: at.net.close(link))  # SEND FAIL first, then CLOSED
         return SEND_FAIL
     return note + SEND_OK if note else SEND_OK

@@ -32,6 +32,7 @@ HW = {
 
 # Seconds from 1970 to the port's time epoch (2000 on the ESP32; 0 where it is 1970).
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+CLOCK_KNOWN = 1704067200  # 2024-01-01: a clock before this date has never been set
 
 FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
 
@@ -58,7 +59,14 @@ def hw_config(over=None):
 
 def _line(baud, bits, stop, parity, flow):
     """UART.init() keywords for an AT line setting. machine.UART takes stop=1 or 2
-    only: AT's 1.5 stop bits (2) are sent as 2, which a 1.5-bit receiver accepts."""
+    only: AT's 1.5 stop bits (2) are sent as 2, which a 1.5-bit receiver accepts.
+
+    timeout_char: machine_uart.c sets the RX event threshold to one byte when
+    timeout_char is under one character time (12000 // baud + 1 ms), so the
+    UART.irq wake-up would fire, and schedule, once per byte; a few character
+    times keep ESP-IDF's 120-byte threshold plus an idle timeout of that many
+    characters. Under 10 ms (one FreeRTOS tick), readinto() never waits for
+    more bytes (v1.27 waits pdMS_TO_TICKS(timeout_char) = 0 ticks)."""
     f = (machine.UART.RTS if flow & 1 else 0) | (machine.UART.CTS if flow & 2 else 0)
     return {
         "baudrate": baud,
@@ -66,13 +74,29 @@ def _line(baud, bits, stop, parity, flow):
         "parity": (None, 1, 0)[parity],  # AT 0 none, 1 odd, 2 even; UART: None, odd if &1
         "stop": 1 if stop == 1 else 2,
         "flow": f,
+        "timeout_char": min(9, 4 * (12000 // baud + 1)),
     }
 
 
+def _wake(uart):
+    pass  # the wake-up itself is the point: the loop's poll then sees the UART readable
+
+
 class Uart:
+    """UART1 for the engine. write() never blocks the loop: machine.UART.write()
+    returns only when every byte is in the TX ring (uart_write_bytes), and poll()
+    calls the UART writable whatever the ring holds (machine_uart.c), so this
+    keeps its own account of the ring: what was written, drained at the line rate
+    since (without CTS flow control nothing can stop the line), and all of it gone
+    once txdone() says so (with CTS the host may hold the line: only that counts).
+    write() takes what fits; retry_ms() says when to look again."""
+
     def __init__(self, hw, line, log):
         self.log = log
-        kw = {"rxbuf": hw["rxbuf"], "txbuf": hw["txbuf"], "timeout": 0, "timeout_char": 0}
+        self.cap = hw["txbuf"]
+        self.q = 0.0  # bytes in the TX ring, at most
+        self.t = time.ticks_us()  # when that figure was true
+        kw = {"rxbuf": hw["rxbuf"], "txbuf": hw["txbuf"], "timeout": 0}
         for pin in ("tx", "rx", "rts", "cts"):
             if hw[pin] is not None:
                 kw[pin] = hw[pin]
@@ -85,14 +109,54 @@ class Uart:
             kw.update(_line(*FACTORY_UART))
             self.obj = machine.UART(hw["uart"], **kw)
             self.config = list(FACTORY_UART)
+        self._rate()
+        # Wake the loop as soon as the host sends: without a handler the ESP32's
+        # poll looks again only at the next FreeRTOS tick (10 ms).
+        self.obj.irq(_wake, machine.UART.IRQ_RX)
+
+    def _rate(self):
+        baud, bits, stop, parity, flow = self.config
+        self.per_us = baud / ((2 + bits + (parity > 0) + (stop != 1)) * 1e6)  # bytes per us
+        self.cts = flow & 2
 
     def readinto(self, buf):
         # timeout=0: returns what the driver holds, or None at once (EAGAIN).
         return self.obj.readinto(buf)
 
+    def room(self):
+        q = self.q
+        if q:
+            now = time.ticks_us()
+            if not self.cts:
+                q -= time.ticks_diff(now, self.t) * self.per_us
+                if q < 0:
+                    q = 0.0
+            self.t = now
+            if q and self.obj.txdone():
+                q = 0.0
+            self.q = q
+        return self.cap - int(q + 0.999)
+
     def write(self, data):
-        # The driver copies into its TX ring buffer, waiting only while that is full.
-        return self.obj.write(data)
+        """Put as much of data in the TX ring as fits without waiting; the count."""
+        n = self.room()
+        if n <= 0:
+            return 0
+        if n < len(data):
+            data = memoryview(data)[:n]
+        else:
+            n = len(data)
+        if not self.q:
+            self.t = time.ticks_us()
+        self.obj.write(data)
+        self.q += n
+        return n
+
+    def retry_ms(self):
+        """When the ring will have room for half of itself (with CTS flow control:
+        when it would be empty if the host let it drain; txdone() then confirms)."""
+        left = self.q if self.cts else self.q - self.cap // 2
+        return max(1, int(left / self.per_us / 1000) + 1)
 
     def drain(self):
         """Wait until every written byte has left the wire (flush times out, e.g. when
@@ -114,6 +178,8 @@ class Uart:
         if stop == 2:
             self.log.write("at: 1.5 stop bits are sent as 2\n")
         self.config = [baud, bits, stop, parity, flow]
+        self.q = 0.0  # drain() emptied the ring before the switch
+        self._rate()
 
 
 # WLAN.status() failure codes (ESP-IDF disconnect reasons) -> radio states. Only
@@ -433,6 +499,11 @@ class Board:
         """UTC seconds since 1970 from the RTC (kept across a soft reset). The
         ESP32 port's time.time() counts from 2000 (MICROPY_EPOCH_IS_2000)."""
         return time.time() + _EPOCH
+
+    def clock_set(self):
+        """Is the RTC (what mbedTLS checks certificate dates against) set? At
+        power-on it reads 2000-01-01."""
+        return self.rtc_now() >= CLOCK_KNOWN
 
     def rtc_set(self, secs):
         """Set machine.RTC from SNTP (weekday: Monday is 0, as time.gmtime gives it)."""

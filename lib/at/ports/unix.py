@@ -3,10 +3,10 @@
 # already non-blocking; logs go to stderr. The radio is simulated from a JSON
 # list of access points (tools/aps.json, or $VBOARD_APS); joining one gives the
 # host's own network at $VBOARD_IP (127.0.0.1 by default).
-import json
 import os
 import sys
 import socket
+from at.ports.air import Air
 
 RESET_EXIT = 3  # the launcher restarts the firmware when it exits with this
 
@@ -25,10 +25,14 @@ class Uart:
             return None
 
     def write(self, data):
+        """What the pty takes now (the rest waits in at/output.py's backlog)."""
         try:
-            return self._out.write(data)
+            return self._out.write(data) or 0
         except OSError:  # EAGAIN: the host is not reading
             return 0
+
+    def retry_ms(self):
+        return None  # the pty's poll says when it has room again
 
     def configure(self, baud, bits, stop, parity, flow):
         self.config = [baud, bits, stop, parity, flow]
@@ -58,14 +62,10 @@ class Radio:
     AP away and bring it back while the board runs. README.md ("The virtual board")
     documents the fields. The list is checked on every status() (the board polls it
     every 100 ms while joined): one stat() per file, read again only when the file
-    it uses changed (path, inode, size or mtime)."""
+    it uses changed (at.ports.air)."""
 
     def __init__(self):
-        self.path = os.getenv("VBOARD_APS") or "aps.json"
-        self.live = os.getenv("VBOARD_APS_LIVE") or "aps_live.json"
-        self._sig = None
-        self.aps = []
-        self._air()
+        self.air = Air()
         self.ip = os.getenv("VBOARD_IP") or "127.0.0.1"
         self._status = IDLE
         self._ap = None  # the AP joined (its entry as last read)
@@ -79,27 +79,9 @@ class Radio:
         self.pm = 0
         self.ap_conf = None
 
-    # -- the air ---------------------------------------------------------------------
+    # -- the air (lib/at/ports/air.py) ------------------------------------------------
     def _air(self):
-        for path in (self.live, self.path):
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            sig = (path, st[1], st[6], st[8])
-            if sig != self._sig:
-                try:
-                    with open(path) as f:
-                        aps = json.load(f)
-                except (OSError, ValueError):
-                    return self.aps  # half written: keep the last list, read it next time
-                self._sig = sig
-                self.aps = [a for a in aps if isinstance(a, dict) and "ssid" in a and "bssid" in a] \
-                    if isinstance(aps, list) else []
-            return self.aps
-        self._sig = None
-        self.aps = []
-        return self.aps
+        return self.air.read()
 
     def _heard(self, ap):
         """Is the AP on a channel AT+CWCOUNTRY lets the station use?"""
@@ -268,6 +250,11 @@ class Board:
     def rtc_now(self):
         """The virtual board's RTC at power-up: 1970, like an ESP32 never set."""
         return 0
+
+    def clock_set(self):
+        """mbedTLS on the unix port checks certificate dates against the host's
+        clock, which is set: always True (the board's own clock may say 1970)."""
+        return True
 
     def rtc_set(self, secs):
         pass  # the clock offset lives in at.clock; the host's clock is never touched

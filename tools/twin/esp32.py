@@ -1,5 +1,6 @@
-# A fake of the ESP32 port's esp32.Partition, for the OTA code (lib/at/ota.py,
-# main.py) under MicroPython's unix port. It models ports/esp32/esp32_partition.c
+# The ESP32 port's esp32 module, for lib/at (the OTA code in lib/at/ota.py and
+# lib/at/ports/esp32.py, main.py's loader) under MicroPython's unix port: the
+# twin's and the unit tests'. esp32.Partition models ports/esp32/esp32_partition.c
 # and the ESP-IDF calls behind it (docs/library/esp32.rst), not what would be
 # convenient:
 # - Partition(id, block_size=4096): id BOOT, RUNNING or a label; OSError(ENOENT)
@@ -19,8 +20,10 @@
 # The flash persists across processes in ./esp32_flash/ (one file per partition
 # and otadata.json), so a new process is a reset. The test side: flash(),
 # otadata(), and TABLE to change the layout before the first import.
+# idf_heap_info(), HEAP_DATA, HEAP_EXEC: the IDF heap, below.
 import os
 import json
+import sys
 
 _DIR = "esp32_flash"
 NATIVE = 4096
@@ -217,3 +220,71 @@ class Partition:
         d["states"][_RUNNING] = "valid"
         d["last_valid"] = _RUNNING
         _save(d)
+
+
+# -- the IDF heap --------------------------------------------------------------------------
+# idf_heap_info(capabilities) (ports/esp32/modesp32.c v1.27.0:253-273, v1.24.1:194-214,
+# the same at v1.28.0): one 4-tuple per registered IDF heap region whose
+# capabilities include all of `capabilities` (heap_caps_match): (total bytes, free
+# bytes, largest free block, minimum free seen). HEAP_DATA is MALLOC_CAP_8BIT and
+# HEAP_EXEC MALLOC_CAP_EXEC (modesp32.c v1.27.0:362-363, v1.24.1:243-244; ESP-IDF
+# esp_heap_caps.h: EXEC bit 0, 32BIT bit 1, 8BIT bit 2, DMA bit 3, INTERNAL bit 11,
+# DEFAULT bit 12).
+# The regions are an ESP32-WROOM without PSRAM: the totals of the example in
+# docs/library/esp32.rst (v1.27.0:82-84), then an IRAM region (exec only). The free
+# figures are plausible, not measured: ~100 KB of DRAM free at boot with the GC heap
+# at its initial 56 KB in the last D/IRAM region; Wi-Fi takes ~30 KB once started
+# and lwIP ~5 KB per open socket (the NOTES' figures), taken from the largest
+# regions. The GC heap's growth into the IDF heap and TLS buffers are not counted.
+# The minimum is a running one, sampled at each call.
+HEAP_DATA = 4  # MALLOC_CAP_8BIT
+HEAP_EXEC = 1  # MALLOC_CAP_EXEC
+_DRAM = 0x2 | 0x4 | 0x8 | 0x800 | 0x1000  # 32BIT 8BIT DMA INTERNAL DEFAULT
+_DIRAM = _DRAM | 0x1  # D/IRAM: executable through its IRAM alias
+_IRAM = 0x1 | 0x2 | 0x800  # EXEC 32BIT INTERNAL
+# caps, total, free at boot
+_REGIONS = [
+    (_DRAM, 240, 0),
+    (_DRAM, 7288, 0),
+    (_DRAM, 16648, 4),
+    (_DRAM, 79912, 44000),
+    (_DIRAM, 15072, 15036),
+    (_DIRAM, 113840, 41000),
+    (_IRAM, 19456, 3120),
+]
+WIFI_BYTES = 30 * 1024
+SOCKET_BYTES = 5 * 1024
+_min = [free for _, _, free in _REGIONS]
+
+
+def _used():
+    """IDF heap the radio and lwIP take now (the twin's network and socket modules)."""
+    used = 0
+    net = sys.modules.get("network")
+    act = getattr(net, "_active", None)
+    if act and (act.get(0) or act.get(1)):
+        used += WIFI_BYTES
+    sock = sys.modules.get("socket")
+    used += SOCKET_BYTES * len(getattr(sock, "_all", ()))
+    return used
+
+
+def idf_heap_info(capabilities):
+    cap = int(capabilities)
+    used = _used()
+    out = []
+    # what is used comes out of the biggest free regions first
+    order = sorted(range(len(_REGIONS)), key=lambda i: -_REGIONS[i][2])
+    free = [r[2] for r in _REGIONS]
+    for i in order:
+        if _REGIONS[i][0] & 0x4:
+            take = min(used, free[i])
+            free[i] -= take
+            used -= take
+    for i, (caps, total, _) in enumerate(_REGIONS):
+        if _min[i] > free[i]:
+            _min[i] = free[i]
+        if caps & cap == cap:
+            largest = free[i] - 200 if free[i] > 4096 else free[i]  # some fragmentation
+            out.append((total, free[i], largest, _min[i]))
+    return out
