@@ -1,4 +1,5 @@
 """Talking to a board over its serial port, byte for byte."""
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,20 @@ import serial
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FINAL = re.compile(rb"\r\n(OK|ERROR|SEND OK|SEND FAIL)\r\n")
+
+
+# errno numbers of the ESP32's runtime (newlib, ports/esp32/mpconfigport.h) and
+# the error lwIP picks for a condition (a refused connect is a RST: ECONNRESET)
+NEWLIB = {"EAGAIN": 11, "ECONNRESET": 104, "ECONNREFUSED": 111, "ECONNABORTED": 113, "ETIMEDOUT": 116,
+          "EHOSTUNREACH": 118, "EINPROGRESS": 119, "ENOTCONN": 128}
+
+
+def chip_errno(name, esp32):
+    """The number the board reports for an errno name (+ERRNO with AT+SYSLOG=1)."""
+    import errno
+    if name == "refused":  # what a refused connect reports
+        return NEWLIB["ECONNRESET"] if esp32 else errno.ECONNREFUSED
+    return NEWLIB[name] if esp32 else getattr(errno, name)
 
 
 class Timeout(AssertionError):
@@ -136,7 +151,7 @@ class VirtualBoard:
         cmd += list(extra)
         self.log = log
         self.flash = pathlib.Path(flash)
-        self.twin = "esp32" in list(extra)
+        self.twin = "esp32" in list(extra) or ("--board" not in list(extra) and os.getenv("BOARD") == "esp32")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         seen = []
         while True:

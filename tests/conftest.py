@@ -34,6 +34,15 @@ def opts(request):
     return request.config.option
 
 
+def pytest_configure(config):
+    for name, why in NOT_ON_ESP32.items():
+        config.addinivalue_line("markers", "%s: skipped on an ESP32 (twin or real): %s" % (name, why))
+    # Every virtual board a test starts (tools/vboard.py reads these) has the
+    # personality under test, whether or not the test passes board_args().
+    os.environ["BOARD"] = config.option.board
+    os.environ["MPY"] = config.option.mpy
+
+
 def board_args(opts):
     """vboard.py's options for the personality under test."""
     return ["--board", opts.board] + (["--mpy", opts.mpy] if opts.board == "esp32" else [])
@@ -135,3 +144,59 @@ def udp_echo(host_ip):
     u = UdpEcho(host_ip)
     yield u
     u.close()
+
+
+# -- what differs between personalities ---------------------------------------------------------------
+# A test that needs what the ESP32 port at a release does not have carries a
+# marker, and skips there with the reason; tests/test_chip.py checks that the
+# board answers ERROR "not supported here" instead.
+NOT_ON_ESP32 = {
+    "ipv6": "the ESP32 port's sockets are IPv4-only (AT+CIPV6=1 answers ERROR 0x010a0057: test_chip.py)",
+    "psk": "no released MicroPython has TLS-PSK (AT+CIPSSLCPSK answers ERROR 0x010a0057: test_chip.py)",
+    "unix_pty": "the unix personality's pty (the ESP32 twin paces a wire of its own)",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    esp32 = config.option.board == "esp32" or bool(config.option.port)
+    for item in items:
+        for name, why in NOT_ON_ESP32.items():
+            if item.get_closest_marker(name) is not None and esp32:
+                item.add_marker(pytest.mark.skip(reason=why))
+
+
+@pytest.fixture
+def bulk(dut, twin):
+    """A line fit for megabytes: on the ESP32 twin the UART runs at 3 Mbaud with
+    RTS/CTS, as a bench host wired for throughput would run it (at 115200 baud
+    10 MB take 15 minutes, and without flow control a host that pauses loses
+    bytes, as on any UART). Elsewhere the line stays as it is."""
+    if twin:
+        dut.ok("AT+UART_CUR=3000000,8,1,0,3")
+    yield dut
+    if twin:
+        dut.quiet(0.2)
+        dut.cmd("AT+UART_CUR=115200,8,1,0,0", timeout=30)
+
+
+@pytest.fixture
+def clock(dut, twin):
+    """A board whose clock is set, as certificate checks need on an ESP32 (its
+    RTC reads 2000-01-01 until SNTP sets it): on the twin, from an SNTP server on
+    a spare loopback address. Elsewhere nothing to do."""
+    if not twin:
+        yield dut
+        return
+    import time as _time
+    from netpeers import SntpServer, NoSpareAddress
+    try:
+        srv = SntpServer(_time.time())
+    except NoSpareAddress as e:
+        pytest.skip("no loopback address for the SNTP server the ESP32's clock needs: %s" % e)
+    try:
+        dut.ok('AT+CIPSNTPCFG=1,0,"%s"' % srv.host)
+        dut.read_until(b"+TIME_UPDATED\r\n", timeout=20)
+        yield dut
+    finally:
+        dut.cmd("AT+CIPSNTPCFG=0")
+        srv.close()

@@ -19,19 +19,10 @@ import time
 
 import pytest
 
-from board import Dut, VirtualBoard
-from conftest import board_args
+from board import Dut, VirtualBoard, chip_errno
 from peers import TcpServer, sink, echo, wait_for
 from tlspeers import Pki, TlsServer, tls_echo, provision, free_port
 from netpeers import SntpServer, NoSpareAddress
-
-NEWLIB = {"ETIMEDOUT": 116, "ECONNRESET": 104}
-
-
-def errno_here(twin, name):
-    """The number the board's runtime uses for an errno name."""
-    return NEWLIB[name] if twin else getattr(errno, name)
-
 
 def source(data, go=None):
     """A peer that sends data once connected (and `go` is set), then closes."""
@@ -73,7 +64,7 @@ def test_1_connect_timeout_reports_the_runtimes_etimedout(joined, host_ip, twin)
         d = joined
         d.ok("AT+SYSLOG=1")
         r = d.cmd('AT+CIPSTART="TCP","%s",%d,0,"",1500' % ls.getsockname(), timeout=15)
-        assert r == b"+ERRNO:%d\r\nERR CODE:0x010a0003\r\n\r\nERROR\r\n" % errno_here(twin, "ETIMEDOUT"), r
+        assert r == b"+ERRNO:%d\r\nERR CODE:0x010a0003\r\n\r\nERROR\r\n" % chip_errno("ETIMEDOUT", twin), r
         assert d.cmd("AT+CIPSTATUS").startswith(b"STATUS:2\r\n")  # no link left behind
     finally:
         for c in fillers:
@@ -90,7 +81,7 @@ def test_2_refused_connect_answers_error(joined, host_ip, twin):
     d = joined
     d.ok("AT+SYSLOG=1")
     r = d.cmd('AT+CIPSTART="TCP","%s",%d' % (host_ip, port), timeout=10)
-    refused = NEWLIB["ECONNRESET"] if twin else errno.ECONNREFUSED  # lwIP reports a RST as ECONNRESET
+    refused = chip_errno("refused", twin)  # lwIP reports the RST as ECONNRESET
     assert r == b"+ERRNO:%d\r\nERR CODE:0x010a0002\r\n\r\nERROR\r\n" % refused, r
     assert d.quiet(0.5) == b""  # no CLOSED afterwards
     assert d.cmd("AT+CIPSTATUS").startswith(b"STATUS:2\r\n")
@@ -191,7 +182,9 @@ def test_3_uart_input_wakes_the_loop(joined, vboard, twin):
         assert d.cmd("AT") == b"\r\nOK\r\n"
         times.append(time.monotonic() - t)
     times.sort()
-    assert times[len(times) // 2] < 0.004, times  # a tick-paced loop takes 5-10 ms
+    # A loop paced by the 10 ms tick answers after 0-10 ms plus the line: its
+    # 75th percentile is past 7.5 ms. Woken by the UART, it answers in the line time.
+    assert times[len(times) * 3 // 4] < 0.006, times
     d.write(b"AT\r\n" * 500)
     d.read_until(b"OK\r\n" * 1, timeout=10)
     time.sleep(1.0)
@@ -262,27 +255,34 @@ def test_6_ipv6_needs_a_runtime_that_has_it(joined, twin):
 
 
 # -- 7. the clock starts at 2000-01-01: certificate checks need SNTP first ------------------------------------------
-@pytest.mark.timeout(90)
-def test_7_certificate_check_waits_for_the_clock(joined, vboard, host_ip, twin):
-    if not twin:
-        pytest.skip("the unix port's mbedTLS reads the host's clock")
-    d = joined
+@pytest.mark.timeout(120)
+def test_7_certificate_check_waits_for_the_clock(opts, tmp_path, host_ip):
+    if opts.board != "esp32" or opts.port:
+        pytest.skip("the unix port's mbedTLS reads the host's clock (the twin's RTC is the chip's)")
+    import serial
+    # A board of its own, just powered on: the shared one's clock may have been set.
+    vb = VirtualBoard(tmp_path / "flash", tmp_path / "log.txt", extra=["--board", "esp32"])
+    ser = serial.serial_for_url(vb.path, 115200, timeout=0.1)
     pki = Pki(host_ip)
-    for (ns, key), data in pki.client_files().items():
-        if ns == "client_ca":
-            provision(d, ns, key, data)
     srv = TlsServer(host_ip, pki.server_ctx(), tls_echo)
+    sntp = None
     try:
-        sntp = SntpServer(time.time())
-    except NoSpareAddress as e:
-        srv.close()
-        pytest.skip(str(e))
-    try:
+        try:
+            sntp = SntpServer(time.time())
+        except NoSpareAddress as e:
+            pytest.skip(str(e))
+        d = Dut(ser)
+        d.reset()
+        d.ok("ATE0")
+        d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
+        for (ns, key), data in pki.client_files().items():
+            if ns == "client_ca":
+                provision(d, ns, key, data)
         d.ok("AT+SYSLOG=1")
         d.ok("AT+CIPSSLCCONF=2,0,0")
         r = d.cmd('AT+CIPSTART="SSL","%s",%d' % (host_ip, srv.port), timeout=20)
         assert r == b"ERR CODE:0x010a0059\r\n\r\nERROR\r\n", r
-        assert "the clock is not set" in vboard.log_text()
+        assert "the clock is not set" in vb.log_text()
         d.ok('AT+CIPSNTPCFG=1,0,"%s"' % sntp.host)
         d.read_until(b"+TIME_UPDATED\r\n", timeout=20)
         assert d.cmd('AT+CIPSTART="SSL","%s",%d' % (host_ip, srv.port), timeout=20) == b"CONNECT\r\n\r\nOK\r\n"
@@ -290,12 +290,15 @@ def test_7_certificate_check_waits_for_the_clock(joined, vboard, host_ip, twin):
         # The RTC keeps the time across a reset (not across a power cycle).
         d.reset(restore=False)
         d.ok("ATE0")
-        d.ok('AT+CWJAP="vboard","vboardpass"', timeout=30)
+        d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
         assert d.cmd('AT+CIPSTART="SSL","%s",%d' % (host_ip, srv.port), timeout=20) == b"CONNECT\r\n\r\nOK\r\n"
         d.ok("AT+CIPCLOSE")
     finally:
-        sntp.close()
+        if sntp is not None:
+            sntp.close()
         srv.close()
+        ser.close()
+        vb.close()
 
 
 # -- 8. one silent TLS client must not hold the board -----------------------------------------------------------------

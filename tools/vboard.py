@@ -31,10 +31,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TWIN = ROOT / "tools" / "twin"
 RESET_EXIT = 3
 RELEASES = ("1.24", "1.25", "1.26", "1.27", "1.28")  # the twin's MicroPython releases
-# The twin's stand-ins are not the firmware: their code and their rings (UART1's
-# RX/TX rings live in the IDF heap on a chip) get heap of their own on top.
+# The twin's stand-ins are not the firmware: their code, their rings (UART1's
+# RX/TX rings live in the IDF heap on a chip) and the garbage their Python makes
+# where a chip's C drivers make none (which would otherwise fragment the
+# firmware's heap) get heap of their own on top.
 TWIN_IMPORTS = "import twin_tls, select, socket, machine, network, esp32, time, errno"
-TWIN_RUNTIME = 24 * 1024
+TWIN_RUNTIME = 96 * 1024
 # MicroPython's ESP32 port starts its GC heap at 56 KB and grows it while internal
 # RAM lasts (mpconfigport.h); an ESP32-WROOM without PSRAM ends up near 100-110 KB
 # free for Python data. README.md ("Heap") explains the figure. Frozen into an
@@ -54,7 +56,7 @@ PROBE = (
 
 def code_heap(libpath, board="unix"):
     """Bytes the firmware's modules take once imported (run in a big heap)."""
-    path = str(libpath) if board == "unix" else "%s:%s" % (TWIN, libpath)
+    path = str(libpath) if board == "unix" else "%s:%s" % (ROOT / "build" / "twin", libpath)
     # The twin's network module reads the air at import, as it does at run time.
     env = dict(os.environ, MICROPYPATH=path, VBOARD_APS=str(ROOT / "tools" / "aps.json"))
     probe = PROBE % (board, TWIN_IMPORTS if board == "esp32" else "")
@@ -63,10 +65,11 @@ def code_heap(libpath, board="unix"):
     return int(out.split()[-1])
 
 
-def compile_lib(out):
-    """Compile lib/**.py to out/**.mpy when the source is newer."""
-    src = ROOT / "lib"
+def compile_lib(out, src=ROOT / "lib", skip=()):
+    """Compile src/**.py to out/**.mpy when the source is newer."""
     for py in src.rglob("*.py"):
+        if py.name in skip:
+            continue
         mpy = out / py.relative_to(src).with_suffix(".mpy")
         if mpy.exists() and mpy.stat().st_mtime >= py.stat().st_mtime:
             continue
@@ -102,6 +105,11 @@ def main(argv=None):
     flash = pathlib.Path(args.flash).resolve()
     flash.mkdir(parents=True, exist_ok=True)
     twin = args.board == "esp32"
+    twin_path = ROOT / "build" / "twin"
+    if twin:
+        # The stand-ins load as .mpy too: compiling source in the board's heap
+        # leaves its garbage between long-lived objects (a fragmented heap).
+        compile_lib(twin_path, TWIN, skip=("run.py",))
     if args.source and twin:
         # The unix compiler folds errno.EXXX to Linux's numbers at compile time
         # (MICROPY_COMP_MODULE_CONST); mpy-cross, as for a real board, does not.
@@ -134,7 +142,7 @@ def main(argv=None):
     rtc = flash.parent / (flash.name + ".rtc")
     if twin:
         # The stand-ins first; the flash root stays the firmware's "" entry.
-        env["MICROPYPATH"] = "%s:%s:.frozen:%s" % (TWIN, flash, libpath)
+        env["MICROPYPATH"] = "%s:%s:.frozen:%s" % (twin_path, flash, libpath)
         env.update(TWIN_UART_FD=str(master), TWIN_UART_ID="1", TWIN_MPY=args.mpy, TWIN_RTC=str(rtc),
                    TWIN_STATS=str(flash.parent / (flash.name + ".stats.json")))
         cmd = [micropython(), "-X", "heapsize=%s" % heap, str(TWIN / "run.py"), str(ROOT / "main.py")]

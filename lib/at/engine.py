@@ -64,7 +64,7 @@ class Engine(Waits):
         self._cr = False  # the line so far ends with a CR
         self.sink = self.command_sink
         self._stream: "Any" = None
-        self._held = None
+        self._held: "Any" = None  # (buffer, from, to) of UART input a full sink holds back
         self.dbuf = bytearray(DATA_MAX)
         self._dneed = 0
         self._dlen = 0
@@ -133,15 +133,16 @@ class Engine(Waits):
         self._step(val)
 
     # -- input ---------------------------------------------------------------------------
-    def feed(self, buf, n):
-        """Hand n bytes of UART input to whoever takes them now."""
-        pos = 0
+    def feed(self, buf, n, pos=0):
+        """Hand buf[pos:n] (UART input) to whoever takes it now."""
         while pos < n:
             p = self.sink(buf, pos, n)
             if p < 0:
                 # The sink is full (a send waits for the network): keep the rest
-                # and stop reading the UART, so flow control holds the host back.
-                self._held = bytes(memoryview(buf)[pos:n])
+                # where it is (the UART is not read again until it is taken, so
+                # its buffer stays as it is: nothing is copied) and stop reading
+                # the UART, so flow control holds the host back.
+                self._held = (buf, pos, n)
                 self.pause_input()
                 return
             pos = p
@@ -152,9 +153,11 @@ class Engine(Waits):
         if h is None:
             return
         self._held = None
-        self.feed(h, len(h))
-        if self._held is None:
-            self.resume_input()
+        try:
+            self.feed(h[0], h[2], h[1])
+        finally:
+            if self._held is None:
+                self.resume_input()  # even when a sink failed: never leave the UART unread
 
     def pause_input(self):  # app.run() replaces these two with the real ones
         pass

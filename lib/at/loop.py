@@ -101,11 +101,17 @@ class Loop:
                 ent[1](obj, ev)
         if timers:
             now = ticks_ms()
-            due = [t for t in timers if ticks_diff(t.at, now) <= 0]
-            for t in due:
-                if t in timers:
-                    timers.remove(t)
-                    t.cb()
+            due = None  # a list only when a timer is due: no garbage on a quiet turn
+            for t in timers:
+                if ticks_diff(t.at, now) <= 0:
+                    if due is None:
+                        due = []
+                    due.append(t)
+            if due is not None:
+                for t in due:
+                    if t in timers:
+                        timers.remove(t)
+                        t.cb()
 
     def run(self):
         while True:

@@ -16,6 +16,7 @@ class Pump:
         self.tsize = tsize
         self.dest = dest
         self.buf = at.dbuf  # tsize + 3 bytes at most: room for "+" released as data
+        self.o = 0  # what waits for the link is buf[o:n] (o > 0 after a partial send)
         self.n = 0
         self.sent = 0
         self.waiting = False
@@ -50,16 +51,19 @@ class Pump:
         if (not self.n and end - pos >= self.tsize and not self.waiting and self.alive()
                 and not self.link.udp):
             return self._direct(buf, pos, end if limit is None else min(end, pos + limit))
-        space = (self.tsize + 3 if end - pos <= 3 else self.tsize) - self.n
+        cap = self.tsize + 3 if end - pos <= 3 else self.tsize
+        if self.n + min(end - pos, cap) > cap:
+            self._compact()
+        space = cap - self.n
         if space <= 0:
             return -1
         take = min(end - pos, space)
         if limit is not None and take > limit:
             take = limit
-        self.buf[self.n:self.n + take] = buf[pos:pos + take]
+        self.buf[self.n:self.n + take] = memoryview(buf)[pos:pos + take]  # a slice of buf would be a copy
         self.n += take
         self.on_data(take)
-        if self.n >= self.tsize or self.room() == 0:
+        if self.n - self.o >= self.tsize or self.room() == 0:
             self.flush()
         elif self.timer is None:
             self.timer = self.at.loop.later(self.at.cfg.get("transintvl"), self._interval)
@@ -92,6 +96,15 @@ class Pump:
             self.at.loop.on_write(self.link.sock, self._writable)
         return pos + k + keep
 
+    def _compact(self):
+        """Move what is left of a partly sent block to the front, when that is one
+        copy that does not overlap itself (else the sink waits for more to go)."""
+        o, n = self.o, self.n
+        if o and o >= n - o:
+            mv = memoryview(self.buf)
+            mv[0:n - o] = mv[o:n]
+            self.o, self.n = 0, n - o
+
     def _interval(self):
         self.timer = None
         self.flush()
@@ -103,11 +116,11 @@ class Pump:
         if self.waiting or not self.n or not self.alive():
             return
         link = self.link
-        mv = memoryview(self.buf)[:self.n]
+        mv = memoryview(self.buf)[self.o:self.n]
         try:
             if link.udp:
                 link.sock.sendto(mv, self.dest or link.dest)
-                k = self.n
+                k = len(mv)
             else:
                 k = sock.write(link.ss, mv)
         except OSError as e:
@@ -116,8 +129,9 @@ class Pump:
             return
         link.last = time.ticks_ms()
         if k:
-            self.buf[0:self.n - k] = self.buf[k:self.n]
-            self.n -= k
+            self.o += k
+            if self.o >= self.n:
+                self.o = self.n = 0
             self.sent += k
             self.on_sent(k)
         if self.n:

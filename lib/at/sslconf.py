@@ -122,8 +122,6 @@ def client_context(at, lid, host):
     """(SSLContext, server_hostname) for an SSL client link in slot lid."""
     auth, pki, ca = at.cfg.get("sslcconf")[lid] if at.cfg.get("sslcconf") else (0, 0, 0)
     st = at.ssl
-    if auth in (2, 3) and not st.psk[lid]:
-        check_clock(at, "link %d" % lid)
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     psk = st.psk[lid]
     if psk:
@@ -136,6 +134,7 @@ def client_context(at, lid, host):
                         _cert("client_key", pki, "NO PRVT_KEY FOUND"))
         if auth in (2, 3):
             _load_ca(ctx, _cert("client_ca", ca, "NO CA FOUND"))
+            check_clock(at, "link %d" % lid)  # after what is missing or broken: that comes first
             ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
         else:
             ctx.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
@@ -158,12 +157,11 @@ def client_context(at, lid, host):
 
 
 def server_context(at, ca_enable):
-    if ca_enable:
-        check_clock(at, "the SSL server")
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
     _load_chain(ctx, _cert("server_cert", 0, "NO CERT FOUND"), _cert("server_key", 0, "NO PRVT_KEY FOUND"))
     if ca_enable:
         _load_ca(ctx, _cert("server_ca", 0, "NO CA FOUND"))
+        check_clock(at, "the SSL server")
         ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
     else:
         ctx.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it

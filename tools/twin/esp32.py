@@ -80,12 +80,18 @@ def _init():
         os.mkdir(_DIR)
     except OSError:
         pass
+    blk = None
     for r in TABLE:
         try:
             os.stat(_path(r[0]))
         except OSError:
+            # Erased flash, written a block at a time: this runs at the firmware's
+            # boot, in its heap, where a 64 KB string would be garbage that a
+            # chip's C code never makes.
+            blk = blk or b"\xff" * NATIVE
             with open(_path(r[0]), "wb") as f:
-                f.write(b"\xff" * r[4])
+                for _ in range(r[4] // NATIVE):
+                    f.write(blk)
 
 
 def _ota_slots():

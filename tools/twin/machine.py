@@ -72,8 +72,16 @@ class Pin:
 _DEFAULT_PINS = {0: (1, 3), 1: (10, 9), 2: (17, 16)}  # (tx, rx) per machine_uart.h
 
 
+_clock = [_t.ticks_us(), 0]  # the last ticks_us() seen, microseconds so far
+
+
 def _now_us():
-    return _t.time_ns() // 1000
+    """A monotonic microsecond count that allocates nothing (time_ns() makes a
+    long int each call; ticks_us() wraps after 2**30 us, so it is unwrapped)."""
+    t = _t.ticks_us()
+    _clock[1] += _t.ticks_diff(t, _clock[0])
+    _clock[0] = t
+    return _clock[1]
 
 
 class Stats:
@@ -88,14 +96,16 @@ class Stats:
         self.turn_max_ms = 0  # the longest stretch between two select.poll() calls
         self.turns_over_10ms = 0
         self.turns_over_100ms = 0
+        self.dirty = False  # changed since the last save
 
     def save(self):
         path = os.getenv("TWIN_STATS")
+        self.dirty = False
         if not path:
             return
         import json
         with open(path + ".tmp", "w") as f:
-            json.dump(self.__dict__, f)
+            json.dump({k: v for k, v in self.__dict__.items() if k != "dirty"}, f)
         os.rename(path + ".tmp", path)
 
 
@@ -143,7 +153,9 @@ class _Ring:
 
 
 class _Wire:
-    """The line between the UART and the host's serial port (see the header)."""
+    """The line between the UART and the host's serial port (see the header).
+    Integer arithmetic only, and no allocation on an idle line: the twin's own
+    garbage shares the firmware's heap (a float is an object on this port)."""
 
     def __init__(self, uart, fd):
         self.u = uart
@@ -153,8 +165,11 @@ class _Wire:
         self.rx = _Ring(0)  # the RX ring (and FIFO), sized by resize()
         self.tx = _Ring(0)  # the TX ring (and FIFO)
         self.t = _now_us()
-        self.rx_credit = 0.0
-        self.tx_credit = 0.0
+        self.t_rx = self.t  # RX counts from when the twin last saw the host idle
+        # Credits in bit-microseconds: each microsecond moves `baud` of them, a
+        # character costs bits * 1,000,000.
+        self.rx_credit = 0
+        self.tx_credit = 0
         self.buf = bytearray(256)
         self.irq_due = 0
         self.irq_fired = False
@@ -164,11 +179,6 @@ class _Wire:
         self.last_rx = self.t
         self.saved = self.t
 
-    def char_us(self):
-        s = self.u.settings
-        bits = 1 + s["bits"] + (0 if s["parity"] is None else 1) + s["stop"]
-        return bits * 1e6 / s["baudrate"]
-
     def resize(self, rxbuf, txbuf):
         """uart_driver_install: rings of the configured sizes, plus the FIFOs."""
         if len(self.rx.buf) != rxbuf + _FIFO:
@@ -176,18 +186,28 @@ class _Wire:
         if len(self.tx.buf) != txbuf + _FIFO:
             self.tx = _Ring(txbuf + _FIFO)
 
+    def char_cost(self):
+        s = self.u.settings
+        return (1 + s["bits"] + (0 if s["parity"] is None else 1) + s["stop"]) * 1000000
+
+    def chars_us(self, n):
+        """Microseconds n characters take on the line."""
+        return n * self.char_cost() // self.u.settings["baudrate"] + 1
+
     def _fill(self):
         """Take what the host wrote into its FIFO (at most 256 bytes: beyond that
         its writes wait, as a serial port's do)."""
-        room = self.host.room()
-        if not room:
+        if len(self.host):
             return
-        try:
-            n = self.rin.readinto(memoryview(self.buf)[:room])
-        except OSError:
-            n = None
-        if n:
-            self.host.put(memoryview(self.buf)[:n])
+        for _, ev in self.poller.ipoll(0):  # ipoll allocates nothing; an EAGAIN would be an exception object
+            if not ev & _sel.POLLIN:
+                return
+            try:
+                n = self.rin.readinto(self.buf)
+            except OSError:
+                n = None
+            if n:
+                self.host.put(memoryview(self.buf)[:n])
 
     def advance(self):
         now = _now_us()
@@ -195,14 +215,15 @@ class _Wire:
         if dt <= 0:
             return
         self.t = now
-        cu = self.char_us()
         s = self.u.settings
+        baud = s["baudrate"]
+        cost = self.char_cost()
         # TX: the ring drains one character time per byte into the host's buffer.
         if len(self.tx):
-            self.tx_credit += dt / cu
-            n = min(int(self.tx_credit), len(self.tx))
+            self.tx_credit += dt * baud
+            n = min(self.tx_credit // cost, len(self.tx))
             if n:
-                self.tx_credit -= n
+                self.tx_credit -= n * cost
                 k = 0
                 try:
                     while k < n:
@@ -215,27 +236,31 @@ class _Wire:
                     pass
                 if k < n:
                     if s["flow"] & 2:
-                        self.tx_credit = 0.0  # CTS held: the line waits
+                        self.tx_credit = 0  # CTS held: the line waits
                     else:
                         stats.tx_lost += n - k  # the host's buffer is full: lost on the line
+                        stats.dirty = True
                         self.tx.take(n - k)
         else:
-            self.tx_credit = 0.0
-        # RX: the host's bytes arrive one character time apart.
-        was_idle = not len(self.host)
+            self.tx_credit = 0
+        # RX: the host's bytes arrive one character time apart, from when they
+        # could first have been sent (the last time the twin looked and saw none).
+        drx = now - self.t_rx
+        self.t_rx = now
         self._fill()
         if len(self.host):
-            self.rx_credit += (min(dt, cu * 2) if was_idle else dt) / cu
-            n = min(int(self.rx_credit), len(self.host))
+            self.rx_credit += drx * baud
+            n = min(self.rx_credit // cost, len(self.host))
             if n:
-                self.rx_credit -= n
+                self.rx_credit -= n * cost
                 room = self.rx.room()
                 if n > room:
                     if s["flow"] & 1:
                         n = room  # RTS: the host waits
-                        self.rx_credit = 0.0
+                        self.rx_credit = 0
                     else:
                         stats.rx_lost += n - room
+                        stats.dirty = True
                 if n:
                     take = 0
                     left = n
@@ -253,15 +278,15 @@ class _Wire:
                         self.last_rx = now
                 self._fill()
         else:
-            self.rx_credit = 0.0
-        if self.unseen and now - self.last_rx >= self.u._idle_chars() * cu:
+            self.rx_credit = 0
+        if self.unseen and (now - self.last_rx) * baud >= self.u._idle_chars() * cost:
             self.irq_due += 1  # ...and when the line has been idle that many characters
             self.unseen = 0
         if self.irq_due:
             self.u._irq_fire(self.irq_due)
             self.irq_fired = True
             self.irq_due = 0
-        if now - self.saved > 500000:
+        if stats.dirty and now - self.saved > 500000:
             self.saved = now
             stats.save()
 
@@ -280,12 +305,14 @@ class _Wire:
                 return False
             step = left
             if len(self.tx) or len(self.host):
-                step = min(step, int(self.char_us() * 16) + 1)  # keep the line moving
+                step = min(step, self.chars_us(16))  # keep the line moving
             if self.unseen:  # the RX timeout event is due after that many idle characters
-                due = int(self.last_rx + self.u._idle_chars() * self.char_us() - _now_us()) + 1
+                due = self.last_rx + self.chars_us(u._idle_chars()) - _now_us()
                 step = min(step, max(due, 1))
             if irq and not len(self.host) and self.rx.room():
-                p.poll(max(1, step // 1000))  # a character from the host wakes us
+                self.advance()
+                for _ in p.ipoll(max(1, step // 1000)):  # a character from the host wakes us
+                    self.t_rx = _now_us()  # it was written while we watched: it starts now
             else:
                 _t.sleep_us(step)
             self.advance()
@@ -304,10 +331,11 @@ class _Wire:
                 break
             if t0 is None:
                 t0 = _now_us()
-            _t.sleep_us(max(50, int(self.char_us() * min(len(mv), 64))))
+            _t.sleep_us(max(50, self.chars_us(min(len(mv), 64))))
         if t0 is not None:
             ms = (_now_us() - t0) // 1000
             stats.write_blocked_total_ms += ms
+            stats.dirty = True
             if ms > stats.write_blocked_ms:
                 stats.write_blocked_ms = ms
                 sys.stdout.write("twin: UART.write blocked the loop for %d ms\n" % ms)
@@ -322,7 +350,7 @@ class _Wire:
                 break
             if _now_us() >= end:
                 return False
-            _t.sleep_us(max(50, int(self.char_us() * min(len(self.tx), 64))))
+            _t.sleep_us(max(50, self.chars_us(min(len(self.tx), 64))))
         return True
 
 
@@ -520,6 +548,7 @@ class UART(io.IOBase):
         if self.irq_handler is None or not self.irq_trigger & (UART.IRQ_RX | UART.IRQ_RXIDLE):
             return
         stats.irq_events += events
+        stats.dirty = True
         import micropython
         try:
             micropython.schedule(self.irq_handler, self)

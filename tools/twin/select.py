@@ -53,8 +53,10 @@ def _held():
     st = machine.stats
     if ms > st.turn_max_ms:
         st.turn_max_ms = ms
+        st.dirty = True
     if ms >= 10:
         st.turns_over_10ms += 1
+        st.dirty = True
     if ms >= 100:
         st.turns_over_100ms += 1
 
@@ -77,11 +79,15 @@ class poll:
         self._m.pop(obj, None)
 
     def _once(self):
+        # Nothing allocated unless something is ready (the C code allocates only
+        # the list it returns): the twin's garbage must not fragment the heap.
         twin_socket.refresh()
-        out = []
-        for obj, ev in self._m.items():
-            r = obj._poll(ev)
+        out = None
+        for obj in self._m:
+            r = obj._poll(self._m[obj])
             if r:
+                if out is None:
+                    out = []
                 out.append((obj, r))
         return out
 
@@ -99,7 +105,7 @@ class poll:
                     break
             _tick_wait(left)
         _since[0] = _t.ticks_us()
-        return ready
+        return ready or []
 
     def ipoll(self, timeout=-1, flags=0):
         return iter(self.poll(timeout))

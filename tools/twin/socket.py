@@ -100,9 +100,11 @@ _round = [0]
 
 
 def refresh():
-    """One real poll over every open socket (select.poll calls it each round)."""
-    _rev.clear()
-    for s, ev in _rp.poll(0):
+    """One real poll over every open socket (select.poll calls it each round);
+    ipoll() allocates nothing."""
+    for s in _rev:
+        _rev[s] = 0
+    for s, ev in _rp.ipoll(0):
         _rev[s] = ev
 
 
@@ -303,6 +305,7 @@ class Socket:
             return
         self._s = None
         _rp.unregister(s)
+        _rev.pop(s, None)
         if self in _all:
             _all.remove(self)
         try:

@@ -39,7 +39,7 @@ class _Unescape:
                 i = buf.find(b"\\", pos, end)
                 stop = end if i < 0 else i
                 take = min(stop - pos, self.need - self.n)
-                d[self.n:self.n + take] = buf[pos:pos + take]
+                d[self.n:self.n + take] = memoryview(buf)[pos:pos + take]
                 self.n += take
                 pos += take
                 if pos == i and self.n < self.need:
@@ -107,14 +107,14 @@ class _LongSend(Pump):
 
     def on_fail(self, err):
         self.failed = True
-        self.n = 0
+        self.o = self.n = 0
         if self.got == self.total:
             self.finish(SEND_FAIL)
         else:
             self.at.unhold()
 
     def on_plus(self):
-        self.n = 0
+        self.o = self.n = 0
         self.finish(SEND_CANCELLED)
 
     def finish(self, result):

@@ -67,6 +67,8 @@ def _line(baud, bits, stop, parity, flow):
     times keep ESP-IDF's 120-byte threshold plus an idle timeout of that many
     characters. Under 10 ms (one FreeRTOS tick), readinto() never waits for
     more bytes (v1.27 waits pdMS_TO_TICKS(timeout_char) = 0 ticks)."""
+    if baud <= 0:
+        raise ValueError("baudrate")  # a bad saved AT+UART_DEF: the caller falls back
     f = (machine.UART.RTS if flow & 1 else 0) | (machine.UART.CTS if flow & 2 else 0)
     return {
         "baudrate": baud,
