@@ -9,6 +9,7 @@ from at.engine import Engine, READY
 from at import commands
 
 RX_CHUNK = 4096
+RX_TURN = 4  # UART reads per loop turn at most, while each one fills the buffer
 
 
 def build(board):
@@ -42,9 +43,15 @@ def run(board):
             loop.on_read(uart.obj, None)
             at.out.when_drained(resume)
             return
-        n = uart.readinto(rx)
-        if n:
+        # A full read says more is waiting: take a few more chunks in this turn
+        # (fewer polls per byte), then let the sockets have theirs.
+        for _ in range(RX_TURN):
+            n = uart.readinto(rx)
+            if not n:
+                return
             at.feed(rx, n)
+            if n < RX_CHUNK or at._held is not None or at.out.full():
+                return
 
     def pause():
         loop.on_read(uart.obj, None)

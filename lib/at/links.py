@@ -14,6 +14,7 @@ from at.sock import errno_of, EAGAIN
 
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
+READS_PER_TURN = 4  # reads of one TCP link per loop turn at most
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
 CONNECT_MS = 20000  # when CIPSTART gives no timeout
 HANDSHAKE_MS = 15000  # an SSL handshake that takes longer fails
@@ -483,6 +484,7 @@ class Net:
             # else: the window is full; UDP drops, as the spec says
             return
         recv = getattr(link.ss, "recv", None) if link.tls else None
+        turns = READS_PER_TURN
         while True:
             if b is None:
                 mv = self.rxv
@@ -521,12 +523,18 @@ class Net:
             else:
                 b.e += n
                 self.notify(link)
-            # A plain socket: poll says when there is more. TLS: mbedTLS may hold
+            # A plain socket: poll says when there is more, but a full read says
+            # it now: a few more reads this turn (fewer polls per byte), bounded so
+            # the UART and the other links get theirs. TLS: mbedTLS may hold
             # decrypted data no poll can see, so read until it says "would block"
             # (or, when the host stops reading, pause and look again on the drain).
-            if not link.tls or self.links[link.id] is not link:
+            if self.links[link.id] is not link:
                 return
-            if self.out.blocked:
+            if not link.tls:
+                turns -= 1
+                if not turns or b is not None or n < len(mv) or self.out.blocked:
+                    return
+            elif self.out.blocked:
                 self._pause(link)
                 return
 
