@@ -198,8 +198,9 @@ def factory(d, flash):
 
 
 @pytest.fixture
-def ota(joined, vboard, built, tmp_path):
-    """(dut, flash dir, servers, manifests, log) with the board on its factory firmware."""
+def ota(joined, clock, vboard, built, tmp_path):
+    """(dut, flash dir, servers, manifests, log) with the board on its factory
+    firmware, its clock set (HTTPS checks the server's certificate dates)."""
     store, manifests = built
     flash = flash_dir(vboard)
     servers = Servers(store, tmp_path)
