@@ -200,3 +200,46 @@ def clock(dut, twin):
     finally:
         dut.cmd("AT+CIPSNTPCFG=0")
         srv.close()
+
+
+# -- what the ESP32 twin's UART saw over the whole run -------------------------------------------------------
+def _twin_stats(config):
+    """Every twin board's counters (tools/twin/machine.py Stats, kept across
+    resets), read from the <flash>.stats.json files this run left."""
+    import json
+    try:
+        base = config._tmp_path_factory.getbasetemp()
+    except AttributeError:
+        return []
+    out = []
+    for p in base.rglob("*.stats.json"):
+        try:
+            out.append((p, json.loads(p.read_text())))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The README's promise that UART.write() never holds the loop (the firmware
+    hands the UART only what fits): a wait seen on any twin board fails the run."""
+    stats = _twin_stats(session.config)
+    session.config._twin_stats = stats
+    if any(s.get("write_blocked_ms", 0) for _, s in stats) and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    stats = getattr(config, "_twin_stats", [])
+    if not stats:
+        return
+    tr = terminalreporter
+    worst = lambda k: max(stats, key=lambda x: x[1].get(k, 0))  # noqa: E731
+    tr.section("ESP32 twin: the loop, over %d boards" % len(stats))
+    p, s = worst("write_blocked_ms")
+    tr.write_line("longest UART.write() wait: %d ms (%s)%s" % (
+        s.get("write_blocked_ms", 0), p.parent.name,
+        "" if not s.get("write_blocked_ms") else "  FAIL: the firmware must never wait in UART.write()"))
+    p, s = worst("turn_max_ms")
+    tr.write_line("longest loop turn (between two polls): %d ms (%s); turns over 100 ms, all boards: %d" % (
+        s.get("turn_max_ms", 0), p.parent.name, sum(x.get("turns_over_100ms", 0) for _, x in stats)))

@@ -271,6 +271,7 @@ def test_started_before_wifi_announces_on_got_ip(board, zc, opts):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.ipv6
 def test_aaaa_with_ipv6(board, zc, opts):
     board.ok("AT+CIPV6=1")
     board.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
@@ -564,6 +565,7 @@ def v6_listener(ns, idx):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.ipv6
 def test_ipv6_announce_answer_and_query(board, opts, veth):
     ns, idx = veth
     lis = v6_listener(ns, idx)

@@ -26,6 +26,7 @@ def test_ping_name_and_localhost(joined):
     assert PING.fullmatch(joined.cmd('AT+PING="localhost"', timeout=10))
 
 
+@pytest.mark.ipv6
 def test_ping_ipv6(joined, vboard):
     joined.ok("AT+CIPV6=1")
     assert PING.fullmatch(joined.cmd('AT+PING="::1"', timeout=10))

@@ -6,7 +6,9 @@ import re
 import time
 
 import pytest
+import serial
 
+from board import Dut, VirtualBoard
 from netpeers import DnsServer, NoSpareAddress, SntpServer, utc
 from peers import wait_for
 
@@ -81,6 +83,18 @@ def assert_time(d, srv, expected):
 
 
 BOOT_TIME = re.compile(rb"\+CIPSNTPTIME:Thu Jan  1 00:\d\d:\d\d 1970\r\n\r\nOK\r\n")
+# An ESP32's RTC reads 2000-01-01 at power-on (its time epoch is 2000, and nothing
+# sets the clock before SNTP), then keeps counting across AT+RST: README, "The
+# ESP32 twin" (Time); lib/at/ports/esp32.py rtc_now; tools/twin/time.py.
+ESP32_POWER_ON = re.compile(rb"\+CIPSNTPTIME:Sat Jan  1 00:00:\d\d 2000\r\n\r\nOK\r\n")
+
+
+def board_time(d):
+    """The board's clock (AT+CIPSNTPTIME?, time zone 0) in seconds since 1970."""
+    r = d.cmd("AT+CIPSNTPTIME?")
+    m = re.fullmatch(rb"\+CIPSNTPTIME:(.+)\r\n\r\nOK\r\n", r)
+    assert m, r
+    return calendar.timegm(time.strptime(m.group(1).decode(), "%a %b %d %H:%M:%S %Y"))
 
 
 # -- AT+CIPSNTPCFG -------------------------------------------------------------------------------------------
@@ -202,10 +216,63 @@ def test_clock_runs_after_sync(joined, ntp):
     assert r.startswith(b"+CIPSNTPTIME:Mon Oct  9 00:00:0"), r
 
 
+@pytest.mark.timeout(90)
+def test_esp32_clock_from_power_on(ntp, vboard, twin, opts, tmp_path):
+    """The ESP32's clock: 2000-01-01 at power-on, set by SNTP, kept (and counting)
+    across AT+RESTORE, 2000-01-01 again after a power cycle; the host's clock is
+    left alone. A board of its own, just powered on: the shared one's RTC may have
+    been set by an earlier test (the unix personality: test_board_clock_is_its_own)."""
+    if not twin:
+        pytest.skip("the ESP32's RTC (2000 epoch, kept across a reset); the unix personality's clock starts "
+                    "at 1970 at every reset: test_board_clock_is_its_own")
+    vb = VirtualBoard(tmp_path / "flash", tmp_path / "log.txt")
+    ser = serial.serial_for_url(vb.path, 115200, timeout=0.1)
+    try:
+        d = Dut(ser)
+        d.drain()
+        d.reset()
+        d.ok("ATE0")
+        r = d.cmd("AT+CIPSNTPTIME?")
+        assert ESP32_POWER_ON.fullmatch(r), r
+        d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
+        h0, m0 = time.time(), time.monotonic()
+        srv = ntp(T0)
+        cfg(d, 0, srv)
+        updated(d)
+        assert_time(d, srv, "Tue Nov 14 22:13:20 2023")
+        h1, m1 = time.time(), time.monotonic()
+        assert abs((h1 - h0) - (m1 - m0)) < 1.0  # the host's clock did not jump
+        assert abs(h1 - T0) > 86400  # and it is not the board's
+        # AT+RESTORE is a reset: the RTC keeps the time, and counts on.
+        d.reset()
+        d.ok("ATE0")
+        assert d.cmd("AT+CIPSNTPCFG?") == b"+CIPSNTPCFG:0,0\r\n\r\nOK\r\n"  # nothing syncs it again
+        assert_time(d, srv, "Tue Nov 14 22:13:20 2023")
+    finally:
+        ser.close()
+        vb.close()
+    # A power cycle: the launcher starts the board anew on the same flash.
+    vb = VirtualBoard(tmp_path / "flash", tmp_path / "log.txt")
+    ser = serial.serial_for_url(vb.path, 115200, timeout=0.1)
+    try:
+        d = Dut(ser)
+        d.drain()
+        d.reset(restore=False)
+        d.ok("ATE0")
+        r = d.cmd("AT+CIPSNTPTIME?")
+        assert ESP32_POWER_ON.fullmatch(r), r
+    finally:
+        ser.close()
+        vb.close()
+
+
 @pytest.mark.timeout(30)
-def test_board_clock_is_its_own(joined, ntp, vboard):
+def test_board_clock_is_its_own(joined, ntp, vboard, twin):
     """The virtual board's clock starts at 1970 and only SNTP moves it; the
     host's clock is left alone."""
+    if twin:
+        pytest.skip("an ESP32's RTC starts at 2000 and is kept across AT+RESTORE: "
+                    "test_esp32_clock_from_power_on")
     d = joined
     assert BOOT_TIME.fullmatch(d.cmd("AT+CIPSNTPTIME?"))
     h0, m0 = time.time(), time.monotonic()
@@ -249,13 +316,20 @@ def test_garbage_server_skipped(joined, ntp):
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("kind", ["short", "wrongmode", "badorigin", "kod", "drop"])
-def test_bad_server_alone_never_sets_time(joined, ntp, vboard, kind):
+def test_bad_server_alone_never_sets_time(joined, ntp, vboard, twin, kind):
     d = joined
-    srv = ntp(T0, kind)
+    # The ESP32's RTC is kept across the reset before each test (an earlier test
+    # may have set it): there the clock must simply run on, and never show the bad
+    # server's time, which is unlike any other test's.
+    before, t0 = board_time(d), time.monotonic()
+    srv = ntp(utc(2031, 7, 7, 7, 7, 7), kind)
     cfg(d, 0, srv)
     assert srv.asked.wait(5)
     assert d.quiet(4) == b""  # no +TIME_UPDATED
-    assert BOOT_TIME.fullmatch(d.cmd("AT+CIPSNTPTIME?"))
+    if not twin:
+        assert BOOT_TIME.fullmatch(d.cmd("AT+CIPSNTPTIME?"))
+    ran = board_time(d) - before
+    assert -1.5 <= ran - (time.monotonic() - t0) <= 1.5, ran
 
 
 @pytest.mark.timeout(60)
@@ -403,6 +477,7 @@ def test_disable_stops_resync(joined, ntp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.ipv6
 def test_ipv6_server(v6_joined, vboard):
     """An SNTP server given as an IPv6 literal (with AT+CIPV6=1)."""
     d = v6_joined

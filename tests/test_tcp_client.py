@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from board import chip_errno
 from peers import TcpServer, echo, sink, hold, sha, wait_for
 
 
@@ -81,7 +82,7 @@ def test_already_connected_multi(joined, echo_srv, host_ip):
         b"ALREADY CONNECTED\r\n\r\nERROR\r\n"
 
 
-def test_refused_and_syslog_errno(joined, host_ip):
+def test_refused_and_syslog_errno(joined, host_ip, opts):
     d = joined
     s = socket.socket()
     s.bind((host_ip, 0))
@@ -90,7 +91,12 @@ def test_refused_and_syslog_errno(joined, host_ip):
     assert d.cmd('AT+CIPSTART="TCP","%s",%d' % (host_ip, port)) == b"\r\nERROR\r\n"
     d.ok("AT+SYSLOG=1")
     r = d.cmd('AT+CIPSTART="TCP","%s",%d' % (host_ip, port))
-    assert re.fullmatch(rb"\+ERRNO:111\r\nERR CODE:0x010a[0-9a-f]{4}\r\n\r\nERROR\r\n", r), r
+    # The runtime's own number: Linux says ECONNREFUSED (111); on an ESP32 (twin
+    # or real) lwIP turns the peer's RST into ECONNRESET, newlib's 104 (README,
+    # "The ESP32 twin"; NOTES.md, ports/esp32/mpconfigport.h)
+    esp32 = opts.board == "esp32" or bool(opts.port)
+    assert re.fullmatch(rb"\+ERRNO:%d\r\nERR CODE:0x010a[0-9a-f]{4}\r\n\r\nERROR\r\n"
+                        % chip_errno("refused", esp32), r), r
     # the board still works
     assert d.cmd("AT") == b"\r\nOK\r\n"
     assert d.cmd("AT+CIPSTATE?") == b"\r\nOK\r\n"
@@ -329,8 +335,9 @@ def test_sink_integrity_many_sends(joined, host_ip):
         srv.close()
 
 
-def test_source_integrity_ipd(joined, host_ip):
-    """1 MiB from a real source arrives byte-exact through +IPD."""
+def test_source_integrity_ipd(joined, bulk, host_ip):
+    """1 MiB from a real source arrives byte-exact through +IPD (on the ESP32
+    twin over a 3 Mbaud line: at 115200 baud 1 MiB takes 91 s of wire)."""
     d = joined
     data = os.urandom(1 << 20)
 

@@ -41,11 +41,49 @@ LAP = {
     # Scanned for by its SSID, the hidden AP answers with it.
     "hidden-by-ssid": b'+CWLAP:(3,"vboard-hidden",-60,"02:00:00:00:01:06",3,-1,-1,4,4,7,0)\r\n',
 }
+# AT+CWLAP on an ESP32 (the twin): WLAN.scan()'s tuples (ssid, bssid, channel, rssi,
+# authmode, hidden) carry no cipher, protocol or WPS (ports/esp32/network_wlan.c
+# v1.27.0:437-477), so the port prints ESP-AT's "unknown" cipher 7 (0 for an open
+# AP), protocol 0 and WPS 0 (lib/at/ports/esp32.py, Radio.scan). WLAN.scan() cannot
+# scan for one SSID either: the hidden AP never answers with its SSID, so a scan
+# filtered by that SSID finds nothing.
+LAP_ESP32 = {
+    "vboard": b'+CWLAP:(3,"vboard",-42,"02:00:00:00:01:01",6,-1,-1,7,7,0,0)\r\n',
+    "twin11": b'+CWLAP:(4,"vboard-twin",-55,"02:00:00:00:01:05",11,-1,-1,7,7,0,0)\r\n',
+    "hidden": b'+CWLAP:(3,"",-60,"02:00:00:00:01:06",3,-1,-1,7,7,0,0)\r\n',
+    "open": b'+CWLAP:(0,"vboard-open",-67,"02:00:00:00:01:02",11,-1,-1,0,0,0,0)\r\n',
+    "twin1": b'+CWLAP:(4,"vboard-twin",-71,"02:00:00:00:01:04",1,-1,-1,7,7,0,0)\r\n',
+    "wpa3": b'+CWLAP:(6,"vboard-wpa3",-75,"02:00:00:00:01:07",9,-1,-1,7,7,0,0)\r\n',
+    "nodhcp": b'+CWLAP:(3,"vboard-nodhcp",-80,"02:00:00:00:01:03",1,-1,-1,7,7,0,0)\r\n',
+    "full": b'+CWLAP:(3,"vboard-full",-85,"02:00:00:00:01:08",4,-1,-1,7,7,0,0)\r\n',
+    "hidden-by-ssid": b"",
+}
 ALL = ("vboard", "twin11", "hidden", "open", "twin1", "wpa3", "nodhcp", "full")
+# The MAC addresses of the station and the soft-AP: the virtual board's, and the
+# twin's network.WLAN (tools/twin/network.py MACS, Espressif's OUI 24:0a:c4).
+MACS = {False: ("02:00:00:00:00:01", "02:00:00:00:00:02"), True: ("24:0a:c4:00:00:01", "24:0a:c4:00:00:02")}
 
 
-def lap(*names):
-    return b"".join(LAP[n] for n in names) + OK
+@pytest.fixture
+def lap(twin):
+    """lap(*names): AT+CWLAP's answer listing these APs, as this personality prints them."""
+    table = LAP_ESP32 if twin else LAP
+
+    def make(*names):
+        return b"".join(table[n] for n in names) + OK
+
+    return make
+
+
+@pytest.fixture
+def fail_s(twin):
+    """How long AT+CWJAP may take to answer a join that fails (wrong password, no
+    such AP, refused). On an ESP32, WLAN.status() keeps reporting the last
+    disconnect reason while the driver retries on its own (ports/esp32/
+    network_wlan.c, wifi_sta_disconn_reason), so the port counts an error only
+    once it has lasted HW["fail_hold_ms"], 5 s (lib/at/ports/esp32.py): the answer
+    comes ~5.4 s after the command, against at once on the unix personality."""
+    return 5.0 + (6.0 if twin else 0.0)
 
 
 def err(code):
@@ -121,11 +159,11 @@ VB = "02:00:00:00:01:01"
 
 # -- AT+CWLAP ----------------------------------------------------------------------------------------
 
-def test_cwlap_lists_every_ap_strongest_first(dut, vboard):
+def test_cwlap_lists_every_ap_strongest_first(dut, vboard, lap):
     assert dut.cmd("AT+CWLAP") == lap(*ALL)
 
 
-def test_cwlap_while_joined(vjoined):
+def test_cwlap_while_joined(vjoined, lap):
     assert vjoined.cmd("AT+CWLAP") == lap(*ALL)
 
 
@@ -163,13 +201,14 @@ def test_cwlap_format_any_board(dut):
     ('"vboard-hidden",,,1', ()),
     ('', ALL),  # AT+CWLAP= : all omitted
 ])
-def test_cwlap_filters(dut, vboard, args, names):
+def test_cwlap_filters(dut, vboard, args, names, lap):
     assert dut.cmd("AT+CWLAP=" + args) == lap(*names)
 
 
-def test_cwlap_mac_any_case(dut, air):
+def test_cwlap_mac_any_case(dut, air, lap):
     air.change("02:00:00:00:01:04", bssid="02:00:00:00:01:ab")
-    want = b'+CWLAP:(4,"vboard-twin",-71,"02:00:00:00:01:ab",1,-1,-1,5,3,3,0)\r\n' + OK
+    want = lap("twin1").replace(b'"02:00:00:00:01:04"', b'"02:00:00:00:01:ab"')
+    assert want.startswith(b'+CWLAP:(4,"vboard-twin",-71,"02:00:00:00:01:ab",1,-1,-1,'), want
     assert dut.cmd('AT+CWLAP=,"02:00:00:00:01:AB"') == want
     assert dut.cmd('AT+CWLAP=,"02:00:00:00:01:ab"') == want
 
@@ -199,7 +238,7 @@ def test_cwlap_wrong_forms(slog):
     assert slog.cmd("AT+CWLAP=?") == err(0x010C0000)
 
 
-def test_cwlap_needs_station_mode(slog, vboard):
+def test_cwlap_needs_station_mode(slog, vboard, lap):
     d = slog
     for mode in (2, 0):
         assert d.cmd("AT+CWMODE=%d" % mode) == OK
@@ -209,41 +248,45 @@ def test_cwlap_needs_station_mode(slog, vboard):
     assert d.cmd("AT+CWLAP") == lap(*ALL)
 
 
-def test_cwlap_follows_the_air(dut, air):
+def test_cwlap_follows_the_air(dut, air, lap):
     air.without(VB, "02:00:00:00:01:05")
     assert dut.cmd("AT+CWLAP") == lap("hidden", "open", "twin1", "wpa3", "nodhcp", "full")
     air.change(VB, rssi=-90, channel=2)
-    assert dut.cmd('AT+CWLAP="vboard"') == b'+CWLAP:(3,"vboard",-90,"02:00:00:00:01:01",2,-1,-1,4,4,7,1)\r\n' + OK
+    moved = lap("vboard").replace(b",-42,", b",-90,").replace(b'01:01",6,', b'01:01",2,')
+    assert moved.startswith(b'+CWLAP:(3,"vboard",-90,"02:00:00:00:01:01",2,-1,-1,'), moved
+    assert dut.cmd('AT+CWLAP="vboard"') == moved
     air.restore()
     assert dut.cmd("AT+CWLAP") == lap(*ALL)
 
 
 # -- AT+CWLAPOPT --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mask,line", [
-    (31, b'+CWLAP:(3,"vboard",-42,"02:00:00:00:01:01",6)'),
-    (0x7FF, LAP["vboard"].rstrip()),
-    (2, b'+CWLAP:("vboard")'),  # the first field shown has no comma before it
-    (1, b'+CWLAP:(3)'),
-    (0x400, b'+CWLAP:(1)'),
-    (0x10C, b'+CWLAP:(-42,"02:00:00:00:01:01",4)'),
-    (0x60, b'+CWLAP:(-1,-1)'),
-    (0x380, b'+CWLAP:(4,4,7)'),
-    (0, b'+CWLAP:()'),
+@pytest.mark.parametrize("mask,line,esp32", [  # esp32: the ESP32's line where it differs (LAP_ESP32)
+    (31, b'+CWLAP:(3,"vboard",-42,"02:00:00:00:01:01",6)', None),
+    (0x7FF, LAP["vboard"].rstrip(), LAP_ESP32["vboard"].rstrip()),
+    (2, b'+CWLAP:("vboard")', None),  # the first field shown has no comma before it
+    (1, b'+CWLAP:(3)', None),
+    (0x400, b'+CWLAP:(1)', b'+CWLAP:(0)'),
+    (0x10C, b'+CWLAP:(-42,"02:00:00:00:01:01",4)', b'+CWLAP:(-42,"02:00:00:00:01:01",7)'),
+    (0x60, b'+CWLAP:(-1,-1)', None),
+    (0x380, b'+CWLAP:(4,4,7)', b'+CWLAP:(7,7,0)'),
+    (0, b'+CWLAP:()', None),
 ])
-def test_cwlapopt_print_mask(dut, vboard, mask, line):
+def test_cwlapopt_print_mask(dut, vboard, twin, mask, line, esp32):
+    if twin and esp32 is not None:
+        line = esp32
     assert dut.cmd("AT+CWLAPOPT=,%d" % mask) == OK
     assert dut.cmd('AT+CWLAP="vboard"') == line + b"\r\n" + OK
 
 
-def test_cwlapopt_first_parameter_and_hex(dut, vboard):
+def test_cwlapopt_first_parameter_and_hex(dut, vboard, lap):
     assert dut.cmd("AT+CWLAPOPT=1,0x1F") == OK
     assert dut.cmd('AT+CWLAP="vboard"') == b'+CWLAP:(3,"vboard",-42,"02:00:00:00:01:01",6)\r\n' + OK
     assert dut.cmd("AT+CWLAPOPT=0,2047") == OK
     assert dut.cmd('AT+CWLAP="vboard"') == lap("vboard")
 
 
-def test_cwlapopt_rssi_filter(dut, vboard):
+def test_cwlapopt_rssi_filter(dut, vboard, lap):
     assert dut.cmd("AT+CWLAPOPT=,2047,-60") == OK
     assert dut.cmd("AT+CWLAP") == lap("vboard", "twin11", "hidden")  # -60 itself is shown
     assert dut.cmd("AT+CWLAPOPT=,2047,-100") == OK
@@ -261,7 +304,7 @@ def test_cwlapopt_rssi_filter(dut, vboard):
     (0, ()),
     (0xFFFF, ALL),
 ])
-def test_cwlapopt_authmode_mask(dut, vboard, auth, names):
+def test_cwlapopt_authmode_mask(dut, vboard, auth, names, lap):
     assert dut.cmd("AT+CWLAPOPT=,2047,-100,%d" % auth) == OK
     assert dut.cmd("AT+CWLAP") == lap(*names)
 
@@ -271,7 +314,7 @@ def test_cwlapopt_with_a_filtered_scan(dut, vboard):
     assert dut.cmd('AT+CWLAP="vboard-twin"') == b'+CWLAP:(4,"vboard-twin",-55,"02:00:00:00:01:05",11)\r\n' + OK
 
 
-def test_cwlapopt_omitted_filters_are_the_defaults(dut, vboard):
+def test_cwlapopt_omitted_filters_are_the_defaults(dut, vboard, lap):
     assert dut.cmd("AT+CWLAPOPT=,2047,-60,1") == OK
     assert dut.cmd("AT+CWLAP") == OK
     assert dut.cmd("AT+CWLAPOPT=,2047") == OK
@@ -291,7 +334,7 @@ def test_cwlapopt_omitted_filters_are_the_defaults(dut, vboard):
     (",31,-100,1,1", 0x01060405),
     (',"31"', 0x01050001),
 ])
-def test_cwlapopt_errors(slog, vboard, args, code):
+def test_cwlapopt_errors(slog, vboard, args, code, lap):
     assert slog.cmd("AT+CWLAPOPT=" + args) == err(code)
     assert slog.cmd('AT+CWLAP="vboard"') == lap("vboard")  # unchanged
 
@@ -312,10 +355,10 @@ def test_cwjap_authmode_threshold(slog, vboard):
     assert d.cmd('AT+CWJAP?').startswith(b'+CWJAP:"vboard-wpa3","02:00:00:00:01:07",9,-75,')
 
 
-def test_cwjap_password_means_at_least_wep(slog, vboard):
+def test_cwjap_password_means_at_least_wep(slog, vboard, fail_s):
     # <authmode> 0 is OPEN with an empty password, WEP with one of 8 bytes or more.
     d = slog
-    assert d.cmd('AT+CWJAP="vboard-open","whatever"') == b"+CWJAP:3\r\n" + err(0x010A0003)
+    assert d.cmd('AT+CWJAP="vboard-open","whatever"', timeout=fail_s) == b"+CWJAP:3\r\n" + err(0x010A0003)
     assert d.cmd('AT+CWJAP="vboard-open","abc"') == JOINED  # an open AP asks for none
     assert d.cmd('AT+CWJAP="vboard-open",""') == b"WIFI DISCONNECT\r\n" + JOINED
 
@@ -333,20 +376,35 @@ def test_cwjap_scan_mode_picks_the_ap(dut, vboard):
     assert d.cmd("AT+CWJAP?").startswith(b'+CWJAP:"vboard-twin","02:00:00:00:01:04",1,-71,')
 
 
-def test_cwjap_connection_failed(slog, vboard):
-    assert slog.cmd('AT+CWJAP="vboard-full","vboardpass"') == b"+CWJAP:4\r\n" + err(0x010A0004)
+def test_cwjap_connection_failed(slog, vboard, twin):
+    t0 = time.monotonic()
+    r = slog.cmd('AT+CWJAP="vboard-full","vboardpass"', timeout=20)
+    if twin:
+        # An AP that refuses the association (ASSOC_FAIL) never shows in
+        # WLAN.status(): while the driver retries (for ever, by default) it says
+        # STAT_CONNECTING (ports/esp32/network_wlan.c v1.27.0:367-403; tests/
+        # test_esp32_port.py test_radio_failure_hidden_by_endless_retries_stays_connecting),
+        # so the ESP32 answers as for a timeout, after the default <jap_timeout> of 15 s.
+        assert r == b"+CWJAP:1\r\n" + err(0x010A0001)
+        assert 14.5 <= time.monotonic() - t0 <= 16.5
+    else:
+        assert r == b"+CWJAP:4\r\n" + err(0x010A0004)
     assert slog.cmd("AT+CWSTATE?") == b'+CWSTATE:4,"vboard-full"\r\n' + OK
     assert slog.cmd("AT+CWJAP?") == b"No AP\r\n" + OK
 
 
-def test_cwjap_wrong_password_and_no_ap_codes(slog, vboard):
-    assert slog.cmd('AT+CWJAP="vboard","wrongpass"') == b"+CWJAP:2\r\n" + err(0x010A0002)
-    assert slog.cmd('AT+CWJAP="nothing-here","wrongpass"') == b"+CWJAP:3\r\n" + err(0x010A0003)
+def test_cwjap_wrong_password_and_no_ap_codes(slog, vboard, fail_s):
+    assert slog.cmd('AT+CWJAP="vboard","wrongpass"', timeout=fail_s) == b"+CWJAP:2\r\n" + err(0x010A0002)
+    assert slog.cmd('AT+CWJAP="nothing-here","wrongpass"', timeout=fail_s) == b"+CWJAP:3\r\n" + err(0x010A0003)
 
 
-def test_cwjap_hidden_ap(dut, vboard):
+def test_cwjap_hidden_ap(dut, vboard, twin):
     assert dut.cmd('AT+CWJAP="vboard-hidden","hiddenpass"') == JOINED
-    assert dut.cmd("AT+CWJAP?") == b'+CWJAP:"vboard-hidden","02:00:00:00:01:06",3,-60,0,1,3,0,1\r\n' + OK
+    # MicroPython's WLAN gives no BSSID for the AP joined: the ESP32 port looks for
+    # it in a scan by SSID and channel, where a hidden AP has no SSID, so it stays
+    # unknown ("") rather than made up (lib/at/ports/esp32.py, Radio.ap_info).
+    bssid = b"" if twin else b"02:00:00:00:01:06"
+    assert dut.cmd("AT+CWJAP?") == b'+CWJAP:"vboard-hidden","%s",3,-60,0,1,3,0,1\r\n' % bssid + OK
 
 
 def test_cwjap_exec_keeps_the_jap_timeout(dut, air):
@@ -450,13 +508,15 @@ def test_reconnect_interval(dut, air):
     assert 2.5 <= time.monotonic() - t0 <= 4.0
 
 
-def test_reconnect_gives_up_after_repeat_count(vjoined, air):
+def test_reconnect_gives_up_after_repeat_count(vjoined, air, fail_s):
     d = vjoined
     assert d.cmd("AT+CWRECONNCFG=1,2") == OK
     air.without(VB)
     assert d.read_until(b"WIFI DISCONNECT\r\n", timeout=3) == b"WIFI DISCONNECT\r\n"
     assert state(d) == 3
-    assert d.quiet(3.0) == b""  # two attempts, one second apart
+    # Two attempts, one second apart; on an ESP32 each failed attempt also lasts
+    # the port's fail hold (see fail_s).
+    assert d.quiet(3.0 + 2 * (fail_s - 5.0)) == b""
     assert d.cmd("AT+CWSTATE?") == b'+CWSTATE:4,"vboard"\r\n' + OK
     air.restore()
     assert d.quiet(2.0) == b""
@@ -513,10 +573,20 @@ def test_password_change_is_a_link_loss(vjoined, air):
     assert d.read_until(b"WIFI GOT IP\r\n", timeout=4) == UP
 
 
-def test_lease_lost_and_back(vjoined, air):
+def test_lease_lost_and_back(vjoined, air, twin):
     d = vjoined
     air.change(VB, dhcp=False)
     time.sleep(0.5)
+    if twin:
+        # MicroPython's ESP32 driver ignores IP_EVENT_STA_LOST_IP (ports/esp32/
+        # network_wlan.c v1.27.0:184-205): once it has an address, a DHCP server
+        # that goes away changes nothing while the station stays associated.
+        assert d.cmd("AT+CWSTATE?") == b'+CWSTATE:2,"vboard"\r\n' + OK
+        assert d.cmd("AT+CIPSTA?").startswith(b'+CIPSTA:ip:"127.0.0.1"\r\n')
+        air.restore()
+        assert d.quiet(1.0) == b""
+        assert state(d) == 2
+        return
     assert d.cmd("AT+CWSTATE?") == b'+CWSTATE:1,"vboard"\r\n' + OK  # still associated
     assert d.cmd("AT+CIPSTA?").startswith(b'+CIPSTA:ip:"0.0.0.0"\r\n')
     air.restore()
@@ -582,13 +652,25 @@ def test_mode_switch_auto_connect_retries(vjoined, air):
 
 # -- AT+CWDHCP ------------------------------------------------------------------------------------------
 
-def test_cwdhcp_query_set(slog, vboard):  # an ESP32 cannot stop its soft-AP's DHCP server
+def test_cwdhcp_query_set(slog, vboard, twin):
     d = slog
     assert d.cmd("AT+CWDHCP?") == b"+CWDHCP:3\r\n" + OK
-    for args, now in (("0,1", 2), ("1,1", 3), ("0,2", 1), ("0,3", 0), ("1,2", 2), ("1,3", 3), ("0,0", 3),
-                      ("1,0", 3)):
-        assert d.cmd("AT+CWDHCP=" + args) == OK
+    steps = (("0,1", 2), ("1,1", 3), ("0,2", 1), ("0,3", 0), ("1,2", 2), ("1,3", 3), ("0,0", 3), ("1,0", 3))
+    if twin:
+        # An ESP32 cannot stop its soft-AP's DHCP server (WLAN.ipconfig(dhcp4=) is
+        # for STA and LAN only, ports/esp32/network_common.c; lib/at/ports/esp32.py
+        # set_dhcp): ERROR, nothing stored (None: unchanged).
+        steps = (("0,1", 2), ("1,1", 3), ("0,2", None), ("0,3", None), ("1,2", 3), ("0,1", 2), ("0,2", None),
+                 ("1,3", 3), ("0,0", 3), ("1,0", 3))
+    was = 3
+    for args, now in steps:
+        if now is None:
+            assert d.cmd("AT+CWDHCP=" + args) == err(0x010A0000), args
+            now = was
+        else:
+            assert d.cmd("AT+CWDHCP=" + args) == OK, args
         assert d.cmd("AT+CWDHCP?") == b"+CWDHCP:%d\r\n" % now + OK
+        was = now
 
 
 def test_cwdhcp_station_any_board(dut):
@@ -618,7 +700,20 @@ def test_cwdhcp_wrong_forms(slog):
     assert slog.cmd("AT+CWDHCP=?") == err(0x010C0000)
 
 
-def test_cwdhcp_saved_per_sysstore(dut, vboard):
+def test_cwdhcp_saved_per_sysstore(dut, vboard, twin):
+    if twin:
+        # The ESP32 cannot stop the soft-AP's DHCP server (test_cwdhcp_query_set):
+        # the station's bit shows the same rules.
+        assert dut.cmd("AT+CWDHCP=0,2") == ERROR
+        assert dut.cmd("AT+CWDHCP=0,1") == OK
+        rst(dut)
+        assert dut.cmd("AT+CWDHCP?") == b"+CWDHCP:2\r\n" + OK
+        assert dut.cmd("AT+SYSSTORE=0") == OK
+        assert dut.cmd("AT+CWDHCP=1,1") == OK
+        assert dut.cmd("AT+CWDHCP?") == b"+CWDHCP:3\r\n" + OK
+        rst(dut)
+        assert dut.cmd("AT+CWDHCP?") == b"+CWDHCP:2\r\n" + OK
+        return
     assert dut.cmd("AT+CWDHCP=0,2") == OK
     rst(dut)
     assert dut.cmd("AT+CWDHCP?") == b"+CWDHCP:1\r\n" + OK
@@ -677,9 +772,9 @@ def test_cipstamac_query_any_board(dut):
     assert re.fullmatch(rb'\+CIPSTAMAC:"([0-9a-f]{2}:){5}[0-9a-f]{2}"\r\n\r\nOK\r\n', dut.cmd("AT+CIPSTAMAC?"))
 
 
-def test_cipstamac_set(dut, vboard):
+def test_cipstamac_set(dut, vboard, twin):
     d = dut
-    assert d.cmd("AT+CIPSTAMAC?") == b'+CIPSTAMAC:"02:00:00:00:00:01"\r\n' + OK
+    assert d.cmd("AT+CIPSTAMAC?") == b'+CIPSTAMAC:"%s"\r\n' % MACS[twin][0].encode() + OK
     assert d.cmd('AT+CIPSTAMAC="1a:fe:35:98:d3:7b"') == OK
     assert d.cmd("AT+CIPSTAMAC?") == b'+CIPSTAMAC:"1a:fe:35:98:d3:7b"\r\n' + OK
     assert d.cmd('AT+CIPSTAMAC="1A:FE:35:98:D3:7C"') == OK
@@ -691,7 +786,7 @@ def test_cipstamac_set(dut, vboard):
     ('"15:fe:35:98:d3:7b"', 0x010A0000),  # bit 0 set: a multicast address
     ('"ff:ff:ff:ff:ff:ff"', 0x010A0000),
     ('"00:00:00:00:00:00"', 0x010A0000),
-    ('"02:00:00:00:00:02"', 0x010A0000),  # the soft-AP's
+    ("AP", 0x010A0000),  # the soft-AP's (MACS)
     ('"1a-fe-35-98-d3-7b"', 0x01070000),
     ('"1a:fe:35:98:d3"', 0x01070000),
     ('"1a:fe:35:98:d3:7g"', 0x01070000),
@@ -701,9 +796,11 @@ def test_cipstamac_set(dut, vboard):
     ('"1a:fe:35:98:d3:7b",1', 0x01060102),
     ("", 0x01060101),
 ])
-def test_cipstamac_errors(slog, vboard, arg, code):
+def test_cipstamac_errors(slog, vboard, twin, arg, code):
+    if arg == "AP":
+        arg = '"%s"' % MACS[twin][1]
     assert slog.cmd("AT+CIPSTAMAC=" + arg) == err(code)
-    assert slog.cmd("AT+CIPSTAMAC?") == b'+CIPSTAMAC:"02:00:00:00:00:01"\r\n' + OK
+    assert slog.cmd("AT+CIPSTAMAC?") == b'+CIPSTAMAC:"%s"\r\n' % MACS[twin][0].encode() + OK
 
 
 def test_cipstamac_saved_per_sysstore(dut, vboard):
@@ -718,9 +815,22 @@ def test_cipstamac_saved_per_sysstore(dut, vboard):
 
 # -- AT+CWCOUNTRY ---------------------------------------------------------------------------------------
 
-def test_cwcountry_query_set(dut, vboard):
+def test_cwcountry_query_set(dut, vboard, twin):
     d = dut
     assert d.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:0,"01",1,11\r\n' + OK
+    if twin:
+        # MicroPython's ESP32 port keeps network.country() but never hands it to the
+        # radio (extmod/modnetwork.c v1.27.0:124-137): ESP-IDF's default "01", channels
+        # 1-11, stays, so anything else answers ERROR and is not stored (README,
+        # "Compatibility", Wi-Fi; lib/at/ports/esp32.py set_country).
+        for args in ('1,"CN",1,13', '0,"JP",1,14', '1,"US",14,1', '1,"CN",1,10', '1,"CN",2,10'):
+            assert d.cmd("AT+CWCOUNTRY=" + args) == ERROR, args
+            assert d.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:0,"01",1,11\r\n' + OK
+        assert d.cmd('AT+CWCOUNTRY=1,"CN",1,11') == OK
+        assert d.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:1,"CN",1,11\r\n' + OK
+        assert d.cmd('AT+CWCOUNTRY=0,"JP",1,11') == OK
+        assert d.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:0,"JP",1,11\r\n' + OK
+        return
     assert d.cmd('AT+CWCOUNTRY=1,"CN",1,13') == OK
     assert d.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:1,"CN",1,13\r\n' + OK
     assert d.cmd('AT+CWCOUNTRY=0,"JP",1,14') == OK
@@ -729,8 +839,20 @@ def test_cwcountry_query_set(dut, vboard):
     assert d.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:1,"US",14,1\r\n' + OK
 
 
-def test_cwcountry_channels_limit_scans_and_joins(dut, vboard):
+def test_cwcountry_channels_limit_scans_and_joins(dut, vboard, lap, twin):
     d = dut
+    if twin:
+        # MicroPython's ESP32 port keeps network.country() but never hands it to the
+        # radio (extmod/modnetwork.c v1.27.0:124-137): ESP-IDF's default "01", channels
+        # 1-11, stays, so anything else answers ERROR and is not stored (README,
+        # "Compatibility", Wi-Fi; lib/at/ports/esp32.py set_country).
+        assert d.cmd('AT+CWCOUNTRY=1,"XX",1,5') == ERROR
+        assert d.cmd('AT+CWCOUNTRY=1,"XX",6,6') == ERROR
+        assert d.cmd("AT+CWLAP") == lap(*ALL)  # every AP of tools/aps.json is on channels 1-11
+        assert d.cmd('AT+CWCOUNTRY=1,"XX",1,11') == OK
+        assert d.cmd("AT+CWLAP") == lap(*ALL)
+        assert d.cmd('AT+CWJAP="vboard","vboardpass"') == JOINED
+        return
     assert d.cmd('AT+CWCOUNTRY=1,"XX",1,5') == OK
     assert d.cmd("AT+CWLAP") == lap("hidden", "twin1", "nodhcp", "full")
     assert d.cmd('AT+CWJAP="vboard","vboardpass"') == b"+CWJAP:3\r\n" + ERROR  # channel 6
@@ -757,8 +879,10 @@ def test_cwcountry_errors(slog, args, code):
     assert slog.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:0,"01",1,11\r\n' + OK
 
 
-def test_cwcountry_not_saved(dut, vboard):
-    assert dut.cmd('AT+CWCOUNTRY=1,"CN",1,13') == OK
+def test_cwcountry_not_saved(dut, vboard, twin):
+    # On an ESP32 only channels 1-11 can be asked for (test_cwcountry_query_set).
+    assert dut.cmd('AT+CWCOUNTRY=1,"CN",1,%d' % (11 if twin else 13)) == OK
+    assert dut.cmd("AT+CWCOUNTRY?") != b'+CWCOUNTRY:0,"01",1,11\r\n' + OK
     rst(dut)
     assert dut.cmd("AT+CWCOUNTRY?") == b'+CWCOUNTRY:0,"01",1,11\r\n' + OK
 
@@ -828,8 +952,15 @@ def test_cwsap_errors(slog, vboard, args, code):
     assert d.cmd("AT+CWSAP?") == b'+CWSAP:"ESP_000002","",1,0,4,0\r\n' + OK
 
 
-def test_cwsap_channel_follows_cwcountry(dut, vboard):
+def test_cwsap_channel_follows_cwcountry(dut, vboard, twin):
     assert dut.cmd("AT+CWMODE=2") == OK
+    if twin:
+        # The ESP32's channels stay 1-11 (test_cwcountry_query_set): 13 is none of them.
+        assert dut.cmd('AT+CWCOUNTRY=1,"JP",1,14') == ERROR
+        assert dut.cmd('AT+CWSAP="ESP","1234567890",13,3') == ERROR
+        assert dut.cmd('AT+CWSAP="ESP","1234567890",11,3') == OK
+        assert dut.cmd("AT+CWSAP?") == b'+CWSAP:"ESP","1234567890",11,3,4,0\r\n' + OK
+        return
     assert dut.cmd('AT+CWCOUNTRY=1,"JP",1,14') == OK
     assert dut.cmd('AT+CWSAP="ESP","1234567890",13,3') == OK
     assert dut.cmd("AT+CWSAP?") == b'+CWSAP:"ESP","1234567890",13,3,4,0\r\n' + OK
@@ -864,8 +995,13 @@ def test_cwlif_nobody_joined(slog, vboard):
     (2, (0,)),
     (3, (0,)),
 ])
-def test_sleep_modes_per_cwmode(slog, vboard, mode, allowed):
+def test_sleep_modes_per_cwmode(slog, vboard, twin, mode, allowed):
     d = slog
+    if twin:
+        # No light sleep on the ESP32 port: WLAN.config(pm=) has PM_NONE,
+        # PM_PERFORMANCE and PM_POWERSAVE only (ports/esp32/network_wlan.c), so
+        # AT+SLEEP=2 answers ERROR (README, "Compatibility", Wi-Fi).
+        allowed = tuple(m for m in allowed if m != 2)
     assert d.cmd("AT+CWMODE=%d" % mode) == OK
     now = 0
     for m in (1, 2, 3, 0, 3):
@@ -970,10 +1106,11 @@ def test_cipsslsize_is_unknown(slog):
     assert slog.cmd("AT+CIPSSLSIZE?") == err(0x01090000)
 
 
-def test_driver_begin_scan_autoconnect(esp, dut, vboard):
+def test_driver_begin_scan_autoconnect(esp, dut, vboard, twin):
     assert esp._initialized
     aps = esp.scan_APs()
-    assert aps[0] == [3, "vboard", -42, "02:00:00:00:01:01", 6, -1, -1, 4, 4, 7, 1]
+    ciphers = [7, 7, 0, 0] if twin else [4, 4, 7, 1]  # LAP_ESP32
+    assert aps[0] == [3, "vboard", -42, "02:00:00:00:01:01", 6, -1, -1] + ciphers
     assert [a[1] for a in aps] == ["vboard", "vboard-twin", "", "vboard-open", "vboard-twin", "vboard-wpa3",
                                    "vboard-nodhcp", "vboard-full"]
     esp.set_autoconnect(False)

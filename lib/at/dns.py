@@ -5,6 +5,7 @@
 import os
 import socket
 import time
+from at import sock
 from at.errors import fail, EXEC_FAIL
 
 A = 1
@@ -147,9 +148,11 @@ def _ask(at, server, name, qtype, deadline):
             if not ev:
                 return None
             try:
-                m, _ = s.recvfrom(1500)
+                m = sock.datagram(s)
             except OSError:
                 return None
+            if m is None:
+                continue
             r = parse(m, qid, qtype)
             if r is not None or int.from_bytes(m[0:2], "big") == qid:
                 return r

@@ -15,6 +15,7 @@ from at.sock import errno_of, EAGAIN
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
 READS_PER_TURN = 4  # reads of one TCP link per loop turn at most
+SMALL_READ = 256  # a TLS read when the heap has no block of RX_SIZE left
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
 CONNECT_MS = 20000  # when CIPSTART gives no timeout
 HANDSHAKE_MS = 15000  # an SSL handshake that takes longer fails
@@ -132,6 +133,7 @@ class Net:
         self.rx = bytearray(RX_SIZE)
         self.rxv = memoryview(self.rx)
         self._paused = []
+        self._on_drained = self._resume  # one bound method: when_drained keeps a callback once, by identity
         r = os.urandom(2)
         self._eport = 49152 + ((r[0] << 8 | r[1]) % 16000)
 
@@ -501,7 +503,13 @@ class Net:
                     # recv() reads one record (readinto() would read on and swallow
                     # a close_notify that follows the data, losing the EOF until the
                     # peer closes TCP). TLS sockets have it from MicroPython 1.25.
-                    d = recv(len(mv))
+                    try:
+                        d = recv(len(mv))
+                    except MemoryError:
+                        # recv() allocates its result before it reads
+                        # (py/stream.c, stream_read_generic), so nothing was
+                        # taken: a small block exists where a big one may not.
+                        d = recv(SMALL_READ)
                     n = None if d is None else len(d)
                     if n and b is not None:
                         mv[:n] = d  # into the passive window
@@ -636,8 +644,9 @@ class Net:
         """The host is not reading: leave the data in the socket (the TCP window
         closes, the peer stalls) until the UART backlog drains."""
         self.loop.on_read(link.sock, None)
-        self._paused.append(link)
-        self.out.when_drained(self._resume)
+        if link not in self._paused:  # a TLS link may pause again before the drain
+            self._paused.append(link)
+        self.out.when_drained(self._on_drained)
 
     def _resume(self):
         p = self._paused

@@ -14,6 +14,7 @@ import socket
 import struct
 import sys
 import time
+from at import sock
 from at.task import Task
 
 GROUP4 = "224.0.0.251"
@@ -541,8 +542,10 @@ def query(at, kind, name, timeout_ms, max_results, ipv6=False):
             for s, fam, f in socks:
                 for _ in range(8):
                     try:
-                        m = s.recvfrom(MAX_PKT)[0]
+                        m = sock.datagram(s)
                     except OSError:
+                        break
+                    if m is None:
                         break
                     try:
                         f.add(m, svc_key, max_results)

@@ -64,3 +64,18 @@ def read_into(ss, mv):
         if errno_of(e) != EAGAIN:
             raise
         return None
+
+
+# One datagram at a time, for the parsers that read one and are done with it
+# before the loop turns (DNS and mDNS answers). Allocated once at boot: in a
+# heap that command groups loaded on first use have fragmented, a fresh
+# 1,500-byte block per packet may not exist (the mDNS query failed so).
+_DGRAM = bytearray(1500)
+
+
+def datagram(s):
+    """The next datagram on s, as a memoryview of the shared buffer (valid only
+    until the next call: parse it before yielding), or None if none is there."""
+    mv = memoryview(_DGRAM)
+    n = read_into(s, mv)
+    return None if n is None else mv[:n]

@@ -97,6 +97,17 @@ class Stats:
         self.turns_over_10ms = 0
         self.turns_over_100ms = 0
         self.dirty = False  # changed since the last save
+        # Counted since the board's first boot, across AT+RST (which restarts
+        # this process): the suite reads one file per board at the end.
+        path = os.getenv("TWIN_STATS")
+        if path:
+            try:
+                import json
+                with open(path) as f:
+                    for k, v in json.load(f).items():
+                        setattr(self, k, v)
+            except (OSError, ValueError):
+                pass
 
     def save(self):
         path = os.getenv("TWIN_STATS")
