@@ -12,10 +12,11 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt tools/heap32/package-lock.json
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	npm ci --prefix tools/heap32 --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The virtual board by default; with PORT=, deploy to the real board and watch it.

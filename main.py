@@ -6,7 +6,7 @@
 #    "image": <app partition>|null, "prev_image": <app partition>|null}
 # A new version boots "on trial": each trial boot is counted here, and the
 # firmware marks itself good once its loop has run a few seconds
-# (at/commands/ota.py). A board that restarts while still on trial comes back
+# (at/fwstate.py). A board that restarts while still on trial comes back
 # on the previous version: a new version that fails to start rolls back by itself.
 import sys
 import os

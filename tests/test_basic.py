@@ -322,6 +322,33 @@ def test_sysram_set(slog):
     assert slog.cmd("AT+SYSRAM=1,2") == err(0x01060102)
 
 
+def test_sysram_reports_the_idf_heap_on_an_esp32(dut, twin, opts, host_ip):
+    """On an ESP32 AT+SYSRAM tells what ESP-AT tells: the IDF heap (esp32.idf_heap_info),
+    where Wi-Fi, lwIP and mbedTLS live, not MicroPython's GC heap. The twin's regions
+    are an ESP32-WROOM's (tools/twin/esp32.py, from docs/library/esp32.rst), and its
+    sockets take their IDF bytes from them: the figures move with them."""
+    if not twin:
+        pytest.skip("the ESP32's IDF heap (the unix personality has only the GC heap)")
+    from peers import TcpServer, hold
+    d = dut
+    r = d.cmd("AT+SYSRAM=0")  # every region
+    assert r == b"+SYSRAM:%s\r\n\r\nOK\r\n" % r[8:-8], r
+    largest, free, low, total = (int(x) for x in r[8:-8].split(b","))
+    assert total == 240 + 7288 + 16648 + 79912 + 15072 + 113840 + 19456  # the twin's seven regions
+    d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
+    joined, _ = sysram(d)
+    assert joined < 100 * 1024  # a WROOM's DRAM with the radio up (a GC heap figure would be above)
+    srv = TcpServer(host_ip, hold)
+    try:
+        assert d.cmd('AT+CIPSTART="TCP","%s",%d' % (host_ip, srv.port)) == b"CONNECT\r\n\r\nOK\r\n"
+        linked, low = sysram(d)
+        assert joined - linked >= 5 * 1024  # an lwIP socket
+        assert low <= linked
+        assert d.cmd("AT+CIPCLOSE") == b"CLOSED\r\n\r\nOK\r\n"
+    finally:
+        srv.close()
+
+
 # -- AT+UART_CUR, AT+UART_DEF --------------------------------------------------------------------------------
 
 RANGES = [(80, 5000000), (5, 8), (1, 3), (0, 2), (0, 3)]

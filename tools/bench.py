@@ -79,7 +79,7 @@ CODE_PROBE = (
     "gc.collect(); f = gc.mem_free()\n"
     "import at.app, at.ports.unix\n"
     "from at import commands\n"
-    "for n in commands.GROUPS: __import__('at.commands.' + n)\n"
+    "for n in commands.CORE + tuple(g[0] for g in commands.ON_USE): __import__('at.commands.' + n)\n"
     "gc.collect(); print(f - gc.mem_free())\n"
 )
 MiB = 1 << 20

@@ -49,7 +49,7 @@ PROBE = (
     "import at.app, at.ports.%s\n"
     "%s\n"
     "from at import commands\n"
-    "for n in commands.GROUPS: __import__('at.commands.' + n)\n"
+    "for n in commands.CORE + tuple(g[0] for g in commands.ON_USE): __import__('at.commands.' + n)\n"
     "gc.collect(); print(f - gc.mem_free())\n"
 )
 

@@ -6,7 +6,7 @@ from at.loop import Loop
 from at.output import Output
 from at.store import Store
 from at.engine import Engine, READY
-from at import commands
+from at import commands, fwstate
 
 RX_CHUNK = 4096
 RX_TURN = 4  # UART reads per loop turn at most, while each one fills the buffer
@@ -19,6 +19,7 @@ def build(board):
     at.board = board
     at.cfg = Store(board.log)
     commands.load(at)
+    fwstate.boot(at)
     return at
 
 
@@ -60,6 +61,8 @@ def run(board):
     at.resume_input = resume
     loop.on_read(uart.obj, on_uart)
     gc.collect()
+    # MicroPython's own heap (AT+SYSRAM reports the chip's, the IDF heap, on an ESP32)
+    board.log.write("at: ready; GC heap %d bytes used, %d free\n" % (gc.mem_alloc(), gc.mem_free()))
     at.out.write(READY)
     while True:
         try:

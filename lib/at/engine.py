@@ -43,6 +43,14 @@ DATA = _Data()
 STREAM = _Data()
 
 
+class Later:
+    """The handler slot of a command whose group is not imported yet: the first
+    use imports it (load(engine) puts the group's rows in the table)."""
+
+    def __init__(self, load):
+        self.load = load
+
+
 class Engine(Waits):
     def __init__(self, loop, out, log=None):
         self.loop = loop
@@ -241,6 +249,9 @@ class Engine(Waits):
             if row is None:
                 raise ATError(code(UNSUPPORTED))
             fn = row[kind]
+            if type(fn) is Later:
+                fn.load(self)
+                fn = self.table[name][kind]
             if fn is None:
                 raise ATError(code(OP_ERROR))
             r = fn(self, parse.args(rest)) if kind == parse.SET else fn(self)

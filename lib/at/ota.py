@@ -8,7 +8,7 @@
 # again; the folder becomes fw/<version> in one rename; and the switch is one
 # rename of the small pointer fw/state.json. The version that runs now stays as
 # the previous one, and a new version that restarts before it marks itself good
-# (at/commands/ota.py, GOOD_MS) is rolled back by main.py.
+# (at/fwstate.py, GOOD_MS) is rolled back by main.py.
 import os
 import sys
 import json
@@ -20,8 +20,8 @@ from at import dns, sock
 from at.nested import wait_turn as nested_turn
 from at.errors import ATError, fail, EXEC_FAIL
 from at.commands import ota as cmd
-from at.commands.ota import (FW, FOUND, CONNECTED, GOT_VERSION, DONE, read_state, write_state, running,
-                             valid_version, rmtree)
+from at.commands.ota import FOUND, CONNECTED, GOT_VERSION, DONE, valid_version, rmtree
+from at.fwstate import FW, read_state, write_state, running
 
 STAGING = FW + "/.staging"
 BUF = 1024  # one read; the only buffer a download needs besides the image's block

@@ -61,6 +61,15 @@ class Settings:
         self.ciphers = [None] * MAX_LINKS  # [suite number] or None: the runtime's list
 
 
+def settings(at):
+    """The per-link settings (at.ssl), made on first use: by the first AT+CIPSSLC*
+    command or the first SSL link, whichever comes first."""
+    st = getattr(at, "ssl", None)
+    if st is None:
+        st = at.ssl = Settings()
+    return st
+
+
 def der(data):
     """The DER blocks of a PEM file (or [data] if it is DER already): the
     runtime's mbedTLS may be built without PEM parsing."""
@@ -121,7 +130,7 @@ def check_clock(at, what):
 def client_context(at, lid, host):
     """(SSLContext, server_hostname) for an SSL client link in slot lid."""
     auth, pki, ca = at.cfg.get("sslcconf")[lid] if at.cfg.get("sslcconf") else (0, 0, 0)
-    st = at.ssl
+    st = settings(at)
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     psk = st.psk[lid]
     if psk:

@@ -1,16 +1,52 @@
 # Command groups, each a module with a COMMANDS list of rows
-# (name, test, query, set, execute) like ESP-AT's esp_at_cmd_t. To add a group,
-# add its module name here; to add a command without touching the firmware,
-# drop a user_commands.py with a COMMANDS list on the board (see README).
-GROUPS = ("basic", "wifi", "tcpip", "sendx", "passthrough", "ssl", "mfg", "dns", "sntp", "ping", "mdns", "ota")
+# (name, test, query, set, execute) like ESP-AT's esp_at_cmd_t, in ESP-AT's order.
+#
+# CORE groups are imported at boot. The others are imported when one of their
+# commands first arrives: ON_USE names their commands and which of the four
+# forms each has ("1" or "0" for test, query, set, execute, as AT+CMD? shows
+# them), so the table knows every command, in order, without their code in the
+# heap. tests/test_static.py checks ON_USE against the modules.
+#
+# To add a group, add its module here (to CORE, or to ON_USE with its index); to
+# add a command without touching the firmware, drop a user_commands.py with a
+# COMMANDS list on the board (see README).
+from at.engine import Later
+
+CORE = ("basic", "wifi", "tcpip", "sendx", "passthrough")
+ON_USE = (
+    ("ssl", "+CIPSSLCCONF:0110 +CIPSSLCCIPHER:0110 +CIPSSLCCN:0110 +CIPSSLCSNI:0110 +CIPSSLCALPN:0110 "
+            "+CIPSSLCPSK:0110 +CIPSSLCPSKHEX:0110"),
+    ("mfg", "+SYSMFG:0110"),
+    ("dns", "+CIPDNS:0110 +CIPDOMAIN:0010"),
+    ("sntp", "+CIPSNTPCFG:0110 +CIPSNTPTIME:0100 +CIPSNTPINTV:0110"),
+    ("ping", "+PING:0010"),
+    ("mdns", "+MDNS:0010"),
+    ("ota", "+CIUPDATESRV:0110 +CIPFWVER:0100 +CIUPDATE:0111"),
+)
+
+
+def group(at, name):
+    """Import a group and put its rows in the table (in place of its index's)."""
+    mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
+    if hasattr(mod, "init"):
+        mod.init(at)
+    at.add(mod.COMMANDS)
+
+
+def index_rows(name, index):
+    later = Later(lambda at: group(at, name))
+    rows = []
+    for item in index.split():
+        cmd, forms = item.split(":")
+        rows.append((cmd,) + tuple(later if f == "1" else None for f in forms))
+    return rows
 
 
 def load(at):
-    for name in GROUPS:
-        mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
-        at.add(mod.COMMANDS)
-        if hasattr(mod, "init"):
-            mod.init(at)
+    for name in CORE:
+        group(at, name)
+    for name, index in ON_USE:
+        at.add(index_rows(name, index))
     try:
         import user_commands
     except ImportError:

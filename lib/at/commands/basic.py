@@ -1,6 +1,5 @@
 # Basic AT commands (Basic_AT_Commands.rst): AT, ATE, AT+RST, AT+GMR, AT+CMD,
 # AT+RESTORE, AT+SYSSTORE, AT+SYSMSG, AT+SYSLOG, AT+SYSRAM, AT+UART_CUR/DEF.
-import gc
 import sys
 from at import parse
 from at.errors import ATError, code, PARA_INVALID
@@ -81,24 +80,13 @@ def s_syslog(at, a):
     at.syslog = parse.num(a, 0, 0, 1)
 
 
-def _heap(at):
-    gc.collect()
-    free = gc.mem_free()
-    if free < at.board.min_free:
-        at.board.min_free = free
-    return free
-
-
 def q_sysram(at):
-    free = _heap(at)
-    at.reply("+SYSRAM:%d,%d" % (free, at.board.min_free))
+    at.reply("+SYSRAM:%d,%d" % at.board.heap()[1:3])
 
 
 def s_sysram(at, a):
     parse.count(a, 1, 1)
-    parse.num(a, 0, 0, 0x7FFFFFFF)
-    free = _heap(at)
-    at.reply("+SYSRAM:%d,%d,%d,%d" % (free, free, at.board.min_free, free + gc.mem_alloc()))
+    at.reply("+SYSRAM:%d,%d,%d,%d" % at.board.heap(parse.num(a, 0, 0, 0x7FFFFFFF)))
 
 
 UART_RANGES = ((80, 5000000), (5, 8), (1, 3), (0, 2), (0, 3))

@@ -1,27 +1,18 @@
 # Over-the-air updates (TCP-IP_AT_Commands.rst: AT+CIPFWVER, AT+CIUPDATE) from
 # an update server the user runs (tools/update_server.py), and AT+CIUPDATESRV,
-# our own command that says where that server is. This module stays small: it
-# is loaded at every boot and marks a new version good once its loop has run
-# for GOOD_MS. The download and the install are in at/ota.py, imported only
-# when an update (or AT+CIPFWVER?) runs.
+# our own command that says where that server is. Loaded on the first of these
+# commands; the download and the install are in at/ota.py, imported only when
+# an update (or AT+CIPFWVER?) runs.
 #
-# The files on the board's filesystem (main.py, the loader, reads them):
-#   fw/state.json    {"current": <dir>|null, "previous": <dir>|null,
-#                     "trial": bool, "tries": int, "image": <label>|null, "prev_image": ...}
-#   fw/<dir>/        one installed version: at/**.mpy and its manifest.json
-#   fw/.staging/     a download in progress (never booted)
+# The firmware's state files: at/fwstate.py.
 import os
-import json
 from at import parse, mfg
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 
-FW = "fw"
-STATE = FW + "/state.json"
 # The spec: "The timeout of OTA process is 3 minutes", from the command to
 # +CIPUPDATE:4 (or its failure). Tests shorten it from a user_commands.py:
 #     from at.commands import ota; ota.TIMEOUT_MS = 4000
 TIMEOUT_MS = 3 * 60 * 1000
-GOOD_MS = 5000  # a new version that has run its loop this long is marked good
 VERSION_MAX = 64  # ESP-AT's ESP_AT_VERSION_LEN_MAX
 NAME_MAX = 64
 _VCHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._+-"
@@ -29,34 +20,6 @@ _VCHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._+-"
 # +CIPUPDATE:<state>
 IDLE, FOUND, CONNECTED, GOT_VERSION, DONE, FAILED = 0, 1, 2, 3, 4, -1
 E_NO_SERVER = 0x80  # ERR CODE extension: no AT+CIUPDATESRV (at/ota.py has the others)
-
-
-# -- the pointer file, shared with main.py (keep the format stable) ------------------------------
-def read_state():
-    try:
-        with open(STATE) as f:
-            st = json.load(f)
-        return st if isinstance(st, dict) else None
-    except Exception:  # OSError (none yet), ValueError (corrupt: the loader said so)
-        return None
-
-
-def write_state(st):
-    """Replace fw/state.json in one rename: the old pointer or the new one, never half."""
-    tmp = STATE + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(st, f)
-    os.rename(tmp, STATE)
-
-
-def running():
-    """The fw/ folder this firmware was loaded from, or None for the factory one
-    (lib/ or frozen). main.py puts fw/<dir> first on sys.path, so this module's
-    own file tells."""
-    p = __file__.replace("\\", "/").split("/")
-    if len(p) >= 5 and p[-5] == FW and p[-3] == "at" and p[-2] == "commands":
-        return p[-4]
-    return None
 
 
 def rmtree(p):
@@ -82,48 +45,12 @@ def valid_version(v):
     return True
 
 
-# -- marking a new version good -------------------------------------------------------------------
+# -- the group's state (loaded on first use; at/fwstate.py marks a new version good at boot) ------
 def init(at):
     at.ota_state = IDLE
     at.ota_task = None  # the non-blocking update's Task
     at.ota_busy = False  # an update runs (either mode)
-    at.loop.later(GOOD_MS, lambda: mark_good(at))
 
-
-def mark_good(at):
-    st = read_state()
-    me = running()
-    if st and st.get("trial") and me and st.get("current") == me:
-        st["trial"] = False
-        st["tries"] = 0
-        try:
-            write_state(st)
-        except OSError as e:
-            at.log.write("ota: cannot mark fw/%s good: %r\n" % (me, e))
-            return
-        from at.version import VERSION
-        at.log.write("ota: version %s (fw/%s) started fine; marked good\n" % (VERSION, me))
-    if st and st.get("image"):
-        mark = getattr(at.board, "image_mark_valid", None)  # the image too (ESP-IDF app rollback)
-        if mark:
-            try:
-                mark()
-            except OSError:
-                pass
-    # Folders no pointer names (an older previous, an interrupted install): free the space.
-    keep = [st.get("current"), st.get("previous"), me] if st else [me]
-    keep.append("state.json")
-    if at.ota_busy:
-        keep.append(".staging")  # an update started within GOOD_MS of the boot
-    try:
-        junk = [d for d in os.listdir(FW) if d not in keep]
-    except OSError:
-        junk = []
-    for d in junk:
-        try:
-            rmtree(FW + "/" + d)
-        except OSError:
-            pass
 
 
 # -- AT+CIUPDATESRV=<"host">,<port>[,<"path">][,<ssl port>] --------------------------------------------

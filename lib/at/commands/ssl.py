@@ -9,7 +9,7 @@ _DEFAULT = [0, 0, 0]  # auth_mode, pki_number, ca_number
 
 
 def init(at):
-    at.ssl = sslconf.Settings()
+    sslconf.settings(at)
 
 
 def _conf(at):

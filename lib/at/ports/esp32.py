@@ -32,6 +32,7 @@ HW = {
 
 # Seconds from 1970 to the port's time epoch (2000 on the ESP32; 0 where it is 1970).
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+_CAP_DEFAULT = 0x1000  # ESP-IDF esp_heap_caps.h MALLOC_CAP_DEFAULT (bit 12)
 CLOCK_KNOWN = 1704067200  # 2024-01-01: a clock before this date has never been set
 
 FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
@@ -460,7 +461,23 @@ class Board:
         self.module = hw["module"]
         self.uart = Uart(hw, cfg.get("uart_def") or FACTORY_UART, self.log)
         self.radio = Radio(hw["fail_hold_ms"], self.log)
-        self.min_free = 1 << 30
+
+    def heap(self, caps=None):
+        """AT+SYSRAM: the IDF heap, as ESP-AT reports it (Wi-Fi, lwIP, mbedTLS and
+        the UART driver live there; MicroPython's GC heap is carved out of it and
+        shows as used). (largest free block, free, lowest free seen, total) over the
+        regions with `caps` (esp32.idf_heap_info); by default MALLOC_CAP_DEFAULT,
+        what ESP-AT's esp_get_free_heap_size() counts."""
+        import esp32
+
+        largest = free = low = total = 0
+        for t, f, big, lo in esp32.idf_heap_info(_CAP_DEFAULT if caps is None else caps):
+            total += t
+            free += f
+            low += lo
+            if big > largest:
+                largest = big
+        return largest, free, low, total
 
     def reset(self):
         self.uart.drain()  # the OK before a reset must reach the host

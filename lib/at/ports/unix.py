@@ -6,7 +6,10 @@
 import os
 import sys
 import socket
+import time
 from at.ports.air import Air
+
+_BOOT_MS = time.ticks_ms()  # power-up, for the RTC
 
 RESET_EXIT = 3  # the launcher restarts the firmware when it exits with this
 
@@ -224,7 +227,18 @@ class Board:
         self.uart = Uart()
         self.radio = Radio()
         self.log = sys.stderr
-        self.min_free = 1 << 30
+        self._low = 1 << 30
+
+    def heap(self, caps=None):
+        """AT+SYSRAM: the GC heap (the unix port has no other), whatever caps
+        ask: (largest free block as far as known, free, lowest free seen, total)."""
+        import gc
+
+        gc.collect()
+        free = gc.mem_free()
+        if free < self._low:
+            self._low = free
+        return free, free, self._low, free + gc.mem_alloc()
 
     def reset(self):
         sys.exit(RESET_EXIT)
@@ -248,8 +262,9 @@ class Board:
         sys.exit(RESET_EXIT)
 
     def rtc_now(self):
-        """The virtual board's RTC at power-up: 1970, like an ESP32 never set."""
-        return 0
+        """The virtual board's RTC: 1970 at power-up (like an ESP32 never set),
+        counting on from there."""
+        return time.ticks_diff(time.ticks_ms(), _BOOT_MS) / 1000
 
     def clock_set(self):
         """mbedTLS on the unix port checks certificate dates against the host's
