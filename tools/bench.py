@@ -45,6 +45,7 @@ ceiling is the line (an 8N1 line carries baud/10 bytes/s), so by default only th
 """
 import argparse
 import hashlib
+import json
 import os
 import pathlib
 import queue
@@ -2927,9 +2928,27 @@ def bench_twin_loop(ctx):
         ctx.row("twin_loop", "FIRMWARE RESTARTS during runs", ", ".join(lbl for lbl, d in runs if d["restarted"]))
 
 
+def bench_heap32(ctx):
+    """The firmware's GC heap in the chip's units: tools/heap32/run.py boots it
+    on a 32-bit MicroPython 1.27.0 (WebAssembly) and on the 64-bit unix port over
+    the same stand-ins, lib/ as .mpy files (what `make deploy` puts on a board)."""
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "heap32" / "run.py"), "--json"],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        ctx.row("heap32", "32-bit heap measurement FAILED", r.stderr.strip()[-200:])
+        return
+    steps = json.loads(r.stdout)["steps"]
+    for key, label in (("boot", "GC heap at ready, .mpy (32-bit)"),
+                       ("firmware", "GC heap, every group loaded (32-bit)")):
+        st = steps[key]
+        ctx.row("heap32", label, "%d B" % st["bytes32"], "64-bit unix port %d B" % st["bytes64"],
+                "x%.2f on 64-bit" % st["factor"])
+
+
 # (name, function, needs the board); the board's sections run after "setup".
 SECTIONS = [
     ("machine", bench_machine, False),
+    ("heap32", bench_heap32, False),
     ("setup", bench_setup, True),
     ("latency", bench_latency, True),
     ("cipsend", bench_cipsend, True),
