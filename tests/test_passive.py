@@ -270,3 +270,30 @@ def test_server_client_passive(joined, host_ip):
     hdr, data = recvdata(d, "AT+CIPRECVDATA=0,9")
     assert data == b"to server"
     c.close()
+
+
+@pytest.mark.timeout(60)
+def test_ciprecvmode_the_v2_name_for_every_link(held, host_ip):
+    """AT+CIPRECVMODE (ESP-AT's name up to v3.x, one mode for all links): what
+    WiFiEspAT's EspAtDrv::reset() sends ("AT+CIPRECVMODE=1", and it gives up for
+    good if that fails), lwESP's reset chain (lwesp_int.c) and Zephyr's
+    esp_at init (drivers/wifi/esp_at/esp.c) too. Then the passive dialogue as
+    those drivers read it: the +IPD notice, AT+CIPRECVLEN?, AT+CIPRECVDATA."""
+    d, srv = held
+    assert d.cmd("AT+CIPRECVMODE?") == b"+CIPRECVMODE:0\r\n\r\nOK\r\n"
+    d.ok("AT+CIPRECVMODE=1")
+    assert d.cmd("AT+CIPRECVMODE?") == b"+CIPRECVMODE:1\r\n\r\nOK\r\n"
+    assert d.cmd("AT+CIPRECVTYPE?") == b"".join(b"+CIPRECVTYPE:%d,1\r\n" % i for i in range(5)) + b"\r\nOK\r\n"
+    assert d.cmd('AT+CIPSTART=3,"TCP","%s",%d' % (host_ip, srv.port)) == b"3,CONNECT\r\n\r\nOK\r\n"
+    c = srv.wait_conn()
+    c.sendall(b"hello passive")
+    assert d.read_until(b"+IPD,3,13\r\n", timeout=5).endswith(b"+IPD,3,13\r\n")
+    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:,,,13,\r\n\r\nOK\r\n"
+    assert recvdata(d, "AT+CIPRECVDATA=3,100") == (b"+CIPRECVDATA:13,", b"hello passive")
+    for bad in ("AT+CIPRECVMODE=2", "AT+CIPRECVMODE=-1", "AT+CIPRECVMODE=", "AT+CIPRECVMODE=1,0",
+                'AT+CIPRECVMODE="1"', "AT+CIPRECVMODE=?"):
+        assert d.cmd(bad) == b"\r\nERROR\r\n", bad
+    d.ok("AT+CIPRECVMODE=0")
+    c.sendall(b"active")
+    assert d.read_until(b"+IPD,3,6:active", timeout=5).endswith(b"+IPD,3,6:active")
+    assert d.cmd("AT+CIPRECVTYPE?") == b"".join(b"+CIPRECVTYPE:%d,0\r\n" % i for i in range(5)) + b"\r\nOK\r\n"

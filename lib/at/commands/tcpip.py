@@ -351,6 +351,21 @@ def s_ciprecvtype(at, a):
         net.set_passive(k, mode, lenmode)
 
 
+# AT+CIPRECVMODE: ESP-AT's name up to v3.x for one receive mode on every link
+# (host drivers send it: lwESP, WiFiEspAT, Zephyr's esp_at). 0 active, 1 passive.
+def q_ciprecvmode(at):
+    at.reply("+CIPRECVMODE:%d" % at.net.recvtype[0])
+
+
+def s_ciprecvmode(at, a):
+    parse.count(a, 1, 1)
+    mode = parse.num(a, 0, 0, 1)
+    if at.net.mode:
+        raise fail(EXEC_FAIL)  # not in passthrough mode
+    for k in range(MAX_LINKS):
+        at.net.set_passive(k, mode, 0)
+
+
 def s_ciprecvdata(at, a):
     net = at.net
     lid, i = _lid_arg(at, a)
@@ -428,6 +443,7 @@ COMMANDS = [
     ("+CIPSERVERMAXCONN", None, q_cipservermaxconn, s_cipservermaxconn, None),
     ("+CIPSTO", None, q_cipsto, s_cipsto, None),
     ("+CIPRECVTYPE", None, q_ciprecvtype, s_ciprecvtype, None),
+    ("+CIPRECVMODE", None, q_ciprecvmode, s_ciprecvmode, None),
     ("+CIPRECVDATA", None, None, s_ciprecvdata, None),
     ("+CIPRECVLEN", None, q_ciprecvlen, None, None),
     ("+CIPTCPOPT", None, q_ciptcpopt, s_ciptcpopt, None),
