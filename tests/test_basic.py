@@ -349,6 +349,24 @@ def test_sysram_reports_the_idf_heap_on_an_esp32(dut, twin, opts, host_ip):
         srv.close()
 
 
+# -- AT+SYSTIMESTAMP ----------------------------------------------------------------------------------------
+def test_systimestamp(dut):
+    """The board's clock in Unix seconds (WiFiEspAT's EspAtDrv asks AT+SYSTIMESTAMP?);
+    the set form moves the same clock AT+CIPSNTPTIME? reads, as SNTP would."""
+    d = dut
+    r = d.cmd("AT+SYSTIMESTAMP?")
+    m = re.fullmatch(rb"\+SYSTIMESTAMP:(\d+)\r\n\r\nOK\r\n", r)
+    assert m, r
+    assert d.cmd("AT+SYSTIMESTAMP=1565853509") == OK  # the spec's example: 2019-08-15 07:18:29 UTC
+    t = int(re.fullmatch(rb"\+SYSTIMESTAMP:(\d+)\r\n\r\nOK\r\n", d.cmd("AT+SYSTIMESTAMP?")).group(1))
+    assert 1565853509 <= t <= 1565853509 + 2
+    d.ok("AT+CIPSNTPCFG=0,0")
+    assert d.cmd("AT+CIPSNTPTIME?").startswith(b"+CIPSNTPTIME:Thu Aug 15 07:18:")
+    for bad in ("AT+SYSTIMESTAMP=-1", 'AT+SYSTIMESTAMP="1"', "AT+SYSTIMESTAMP=", "AT+SYSTIMESTAMP=1,2",
+                "AT+SYSTIMESTAMP"):
+        assert d.cmd(bad) == b"\r\nERROR\r\n", bad
+
+
 # -- AT+UART_CUR, AT+UART_DEF --------------------------------------------------------------------------------
 
 RANGES = [(80, 5000000), (5, 8), (1, 3), (0, 2), (0, 3)]

@@ -99,6 +99,40 @@ def test_tcpopt_set_and_linger_zero_resets(joined, host_ip, vboard, twin):
         srv.close()
 
 
+def test_cipclosemode_abort_resets(joined, host_ip, twin):
+    """AT+CIPCLOSEMODE=<id>,1 then AT+CIPCLOSE=<id>: WiFiEspAT's EspAtDrv::close()
+    with abort (EspAtDrv.cpp; it goes on whatever the first answers). The close is
+    an RST where the runtime has SO_LINGER; on an ESP32 (no SO_LINGER: modsocket.c)
+    AT+CIPCLOSEMODE answers ERROR 0x010a0020 and the close is a FIN."""
+    d = joined
+    d.ok("AT+CIPMUX=1")
+    d.ok("AT+SYSLOG=1")
+    srv = TcpServer(host_ip, hold)
+    try:
+        assert d.cmd("AT+CIPCLOSEMODE=1,1") == b"ERR CODE:0x010a0000\r\n\r\nERROR\r\n"  # no link 1
+        for bad in ("AT+CIPCLOSEMODE=1,2", "AT+CIPCLOSEMODE=5,1", "AT+CIPCLOSEMODE=1", "AT+CIPCLOSEMODE=1,1,1"):
+            assert d.cmd(bad).endswith(b"\r\nERROR\r\n"), bad
+        d.ok('AT+CIPSTART=1,"TCP","%s",%d' % (host_ip, srv.port))
+        c = srv.wait_conn()
+        r = d.cmd("AT+CIPCLOSEMODE=1,1")
+        assert r == (b"ERR CODE:0x010a0020\r\n\r\nERROR\r\n" if twin else b"\r\nOK\r\n"), r
+        assert d.cmd("AT+CIPCLOSE=1") == b"1,CLOSED\r\n\r\nOK\r\n"
+        c.settimeout(3)
+        if twin:
+            assert c.recv(10) == b""
+        else:
+            with pytest.raises(ConnectionResetError):
+                c.recv(10)
+        # the next connection on that id closes normally again
+        d.ok('AT+CIPSTART=1,"TCP","%s",%d' % (host_ip, srv.port))
+        c = srv.wait_conn()
+        assert d.cmd("AT+CIPCLOSE=1") == b"1,CLOSED\r\n\r\nOK\r\n"
+        c.settimeout(3)
+        assert c.recv(10) == b""
+    finally:
+        srv.close()
+
+
 def test_tcpopt_all_links_and_keepalive_shared_with_cipstart(joined, host_ip):
     d = joined
     d.ok("AT+CIPMUX=1")

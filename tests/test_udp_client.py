@@ -110,3 +110,19 @@ def test_udp_remote_in_cipsend_rejected_for_tcp(joined, host_ip):
 @pytest.mark.parametrize("tail", [",70000", ",1000,3", ",,1", ",1000,0,,60001"])
 def test_udp_bad_params(joined, udp_echo, host_ip, tail):
     assert joined.cmd('AT+CIPSTART="UDP","%s",%d%s' % (host_ip, udp_echo.port, tail)) == b"\r\nERROR\r\n"
+
+
+def test_udp_empty_local_port_with_mode_0(joined, udp_echo, host_ip):
+    """lwESP opens UDP links as AT+CIPSTARTEX="UDP","<ip>",<port>,,0 (lwesp_int.c,
+    lwespi_initiate_cmd for LWESP_CMD_TCPIP_CIPSTART): an empty <local port> with
+    <mode> 0, the default; the link opens on a local port of the stack's choice."""
+    d = joined
+    d.ok("AT+CIPMUX=1")
+    r = d.cmd('AT+CIPSTARTEX="UDP","%s",%d,,0' % (host_ip, udp_echo.port))
+    assert r == b"0,CONNECT\r\n\r\nOK\r\n", r
+    d.write(b"AT+CIPSEND=0,4\r\n")
+    assert d.read_until(b">") == b"\r\nOK\r\n\r\n>"
+    d.write(b"ping")
+    assert d.read_until(b"SEND OK\r\n") == b"\r\nRecv 4 bytes\r\n\r\nSEND OK\r\n"
+    assert d.read_until(b"+IPD,0,4:ping") .endswith(b"+IPD,0,4:ping")
+    assert d.cmd("AT+CIPCLOSE=0") == b"0,CLOSED\r\n\r\nOK\r\n"

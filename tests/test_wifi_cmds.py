@@ -898,6 +898,22 @@ def test_cwsap_needs_the_softap(slog):
         assert d.cmd("AT+CWLIF") == err(0x010A0000)
 
 
+def test_cipap_and_cipapmac_queries(slog):
+    """The soft-AP's addresses, as lwESP's reset chain (lwesp_int.c: AT+CIPAP?,
+    AT+CIPAPMAC?) and WiFiEspAT (EspAtDrv.cpp) ask for them: the answer in a mode
+    with the soft-AP, ERROR without (as AT+CWSAP)."""
+    d = slog
+    assert d.cmd("AT+CWMODE=1") == OK
+    assert d.cmd("AT+CIPAP?") == err(0x010A0000)
+    assert d.cmd("AT+CIPAPMAC?") == err(0x010A0000)
+    for mode in (2, 3):
+        assert d.cmd("AT+CWMODE=%d" % mode) == OK
+        mac = re.search(rb'APMAC,"([0-9a-f:]{17})"', d.cmd("AT+CIFSR")).group(1)
+        assert d.cmd("AT+CIPAPMAC?") == b'+CIPAPMAC:"%s"\r\n' % mac + OK
+        assert d.cmd("AT+CIPAP?") == (b'+CIPAP:ip:"192.168.4.1"\r\n+CIPAP:gateway:"192.168.4.1"\r\n'
+                                      b'+CIPAP:netmask:"255.255.255.0"\r\n' + OK)
+
+
 def test_cwsap_default_any_board(dut):
     assert dut.cmd("AT+CWMODE=2") == OK
     mac = re.search(rb'APMAC,"([0-9a-f:]{17})"', dut.cmd("AT+CIFSR")).group(1)

@@ -42,6 +42,15 @@ class Clock:
         self.board.rtc_set(secs)
 
 
+def clock(at):
+    """The board's clock (at.clock), made on first use: by the SNTP commands or
+    AT+SYSTIMESTAMP, whichever comes first."""
+    c = getattr(at, "clock", None)
+    if c is None:
+        c = at.clock = Clock(at.board)
+    return c
+
+
 def civil(days):
     """(year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm)."""
     z = days + 719468

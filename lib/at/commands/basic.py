@@ -89,6 +89,19 @@ def s_sysram(at, a):
     at.reply("+SYSRAM:%d,%d,%d,%d" % at.board.heap(parse.num(a, 0, 0, 0x7FFFFFFF)))
 
 
+# AT+SYSTIMESTAMP: the board's clock in Unix seconds, the one SNTP sets (at/sntp.py,
+# loaded on first use). WiFiEspAT asks for it.
+def q_systimestamp(at):
+    from at import sntp
+    at.reply("+SYSTIMESTAMP:%d" % int(sntp.clock(at).now()))
+
+
+def s_systimestamp(at, a):
+    from at import sntp
+    parse.count(a, 1, 1)
+    sntp.clock(at).set(parse.num(a, 0, 0, 0x7FFFFFFF))
+
+
 UART_RANGES = ((80, 5000000), (5, 8), (1, 3), (0, 2), (0, 3))
 
 
@@ -149,6 +162,7 @@ COMMANDS = [
     ("+SYSMSG", None, q_sysmsg, s_sysmsg, None),
     ("+SYSLOG", None, q_syslog, s_syslog, None),
     ("+SYSRAM", None, q_sysram, s_sysram, None),
+    ("+SYSTIMESTAMP", None, q_systimestamp, s_systimestamp, None),
     ("+UART_CUR", None, q_uart_cur, s_uart_cur, None),
     ("+UART_DEF", None, q_uart_def, s_uart_def, None),
 ]

@@ -5,7 +5,7 @@ from at.errors import ATError, code, PARA_INVALID
 
 
 def init(at):
-    at.clock = sntp.Clock(at.board)
+    sntp.clock(at)
     at.sntp = sntp.Sntp(at)
 
 

@@ -95,8 +95,10 @@ def _start(at, a, lid, i):
         parse.count(a, i + 3, i + 7)
         lport = parse.num(a, i + 3, 0, 65535, 0)
         mode = parse.num(a, i + 4, 0, 2, 0)
-        if a[i + 4:i + 5] and a[i + 4] is not None and (len(a) <= i + 3 or a[i + 3] is None):
-            raise ATError(code(PARA_INVALID, i + 4))  # <mode> needs <local port>
+        if mode and (len(a) <= i + 3 or a[i + 3] is None):
+            # <mode> 1 or 2 needs a <local port>; 0 (the default) may come without
+            # one: lwESP opens every UDP link as "UDP","<ip>",<port>,,0 (lwesp_int.c)
+            raise ATError(code(PARA_INVALID, i + 4))
         local_ip = parse.text(a, i + 5, 64, "")
         timeout = parse.num(a, i + 6, 0, 60000, 0)
         keep = 0
@@ -425,6 +427,23 @@ def s_ciptcpopt(at, a):
         raise fail(EXEC_FAIL, 0x20)
 
 
+# AT+CIPCLOSEMODE=[<link ID>,]<enable_abort> (ESP-AT up to v3.x; WiFiEspAT sends
+# it before AT+CIPCLOSE and goes on whatever it answers): 1 makes the next close
+# of this connection an abort (RST, through SO_LINGER 0), 0 a normal close. A
+# runtime without SO_LINGER (a stock ESP32 image) answers ERROR, as AT+CIPTCPOPT.
+def s_cipclosemode(at, a):
+    net = at.net
+    lid, i = _lid_arg(at, a)
+    parse.count(a, i + 1, i + 1)
+    abort = parse.num(a, i, 0, 1)
+    link = net.links[lid]
+    if link is None or link.udp:
+        raise fail(EXEC_FAIL)  # for an established TCP connection only
+    o = net.tcpopt[lid]
+    if not at.board.tcpopt(link.sock, 0 if abort else o[0], o[1], o[3]):
+        raise fail(EXEC_FAIL, 0x20)
+
+
 COMMANDS = [
     # name, test, query, set, execute
     ("+CIPMUX", None, q_cipmux, s_cipmux, None),
@@ -447,4 +466,5 @@ COMMANDS = [
     ("+CIPRECVDATA", None, None, s_ciprecvdata, None),
     ("+CIPRECVLEN", None, q_ciprecvlen, None, None),
     ("+CIPTCPOPT", None, q_ciptcpopt, s_ciptcpopt, None),
+    ("+CIPCLOSEMODE", None, None, s_cipclosemode, None),
 ]

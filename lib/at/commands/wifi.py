@@ -548,6 +548,19 @@ def s_cwautoconn(at, a):
 
 
 # -- AT+CIPSTAMAC, AT+CWHOSTNAME, AT+CWCOUNTRY ------------------------------------------------------------
+# -- the soft-AP's address (AT+CIPAP?, AT+CIPAPMAC): lwESP's reset chain and
+# WiFiEspAT ask for them; in a mode without the soft-AP, ERROR, as AT+CWSAP
+def q_cipap(at):
+    _softap_mode(at)
+    ip, mask, gw = at.wifi.radio.ap_ifconfig()[:3]
+    at.reply('+CIPAP:ip:"%s"' % ip, '+CIPAP:gateway:"%s"' % gw, '+CIPAP:netmask:"%s"' % mask)
+
+
+def q_cipapmac(at):
+    _softap_mode(at)
+    at.reply('+CIPAPMAC:"%s"' % at.wifi.radio.mac(1))
+
+
 def q_cipstamac(at):
     at.reply('+CIPSTAMAC:"%s"' % at.wifi.radio.mac(0))
 
@@ -645,6 +658,8 @@ COMMANDS = [
     ("+CWAUTOCONN", None, q_cwautoconn, s_cwautoconn, None),
     ("+CIPSTAMAC", None, q_cipstamac, s_cipstamac, None),
     ("+CIPSTA", None, q_cipsta, None, None),
+    ("+CIPAPMAC", None, q_cipapmac, None, None),
+    ("+CIPAP", None, q_cipap, None, None),
     ("+CWHOSTNAME", None, q_cwhostname, s_cwhostname, None),
     ("+CWCOUNTRY", None, q_cwcountry, s_cwcountry, None),
     ("+SLEEP", None, q_sleep, s_sleep, None),
