@@ -349,6 +349,28 @@ def test_sysram_reports_the_idf_heap_on_an_esp32(dut, twin, opts, host_ip):
         srv.close()
 
 
+# -- AT+RFPOWER ---------------------------------------------------------------------------------------------
+def test_rfpower(dut):
+    """Wi-Fi's TX power as an ESP32 reports it: the level the value falls in
+    (Basic_AT_Commands.rst's table), BLE's three kept; lwESP's reset chain sends
+    AT+RFPOWER (lwesp_int.c). Not saved; ERROR with Wi-Fi off (AT+CWMODE=0)."""
+    d = dut
+    assert d.cmd("AT+RFPOWER?") == b"+RFPOWER:78,5,5,5\r\n" + OK
+    for v, got in ((40, 34), (43, 34), (44, 44), (51, 44), (52, 52), (59, 56), (60, 60), (70, 66), (72, 72),
+                   (77, 72), (78, 78), (84, 78)):
+        assert d.cmd("AT+RFPOWER=%d" % v) == OK
+        assert d.cmd("AT+RFPOWER?") == b"+RFPOWER:%d,5,5,5\r\n" % got + OK
+    assert d.cmd("AT+RFPOWER=60,1,2,3") == OK
+    assert d.cmd("AT+RFPOWER?") == b"+RFPOWER:60,1,2,3\r\n" + OK
+    for bad in ("AT+RFPOWER=39", "AT+RFPOWER=85", "AT+RFPOWER=60,8", "AT+RFPOWER=", 'AT+RFPOWER="60"',
+                "AT+RFPOWER=60,1,2,3,4", "AT+RFPOWER"):
+        assert d.cmd(bad) == b"\r\nERROR\r\n", bad
+    assert d.cmd("AT+CWMODE=0") == OK
+    assert d.cmd("AT+RFPOWER?") == b"\r\nERROR\r\n"
+    assert d.cmd("AT+RFPOWER=60") == b"\r\nERROR\r\n"
+    assert d.cmd("AT+CWMODE=1") == OK
+
+
 # -- AT+SYSTIMESTAMP ----------------------------------------------------------------------------------------
 def test_systimestamp(dut):
     """The board's clock in Unix seconds (WiFiEspAT's EspAtDrv asks AT+SYSTIMESTAMP?);

@@ -2,7 +2,7 @@
 # AT+RESTORE, AT+SYSSTORE, AT+SYSMSG, AT+SYSLOG, AT+SYSRAM, AT+UART_CUR/DEF.
 import sys
 from at import parse
-from at.errors import ATError, code, PARA_INVALID
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 from at.version import VERSION, AT_VERSION, BUILD
 
 
@@ -89,6 +89,34 @@ def s_sysram(at, a):
     at.reply("+SYSRAM:%d,%d,%d,%d" % at.board.heap(parse.num(a, 0, 0, 0x7FFFFFFF)))
 
 
+# AT+RFPOWER: Wi-Fi's TX power in 0.25 dBm, as an ESP32 gets it back: the chip has
+# levels, and ESP-AT reports the level a value falls in (Basic_AT_Commands.rst's
+# table: (lowest value set, value got)). Bluetooth LE's three are kept and shown
+# only (this firmware has no BLE; 5 is ESP-IDF's default level). Not saved.
+_RF_LEVELS = ((78, 78), (72, 72), (66, 66), (60, 60), (56, 56), (52, 52), (44, 44), (40, 34))
+
+
+def _rf(at):
+    if at.cfg.get("cwmode") == 0:
+        raise fail(EXEC_FAIL)  # Wi-Fi off: nothing to set or query (the spec's note)
+    return getattr(at, "rfpower", None) or [78, 5, 5, 5]
+
+
+def q_rfpower(at):
+    at.reply("+RFPOWER:%d,%d,%d,%d" % tuple(_rf(at)))
+
+
+def s_rfpower(at, a):
+    cur = _rf(at)
+    parse.count(a, 1, 4)
+    v = parse.num(a, 0, 40, 84)
+    wifi = next(got for lo, got in _RF_LEVELS if v >= lo)
+    ble = [parse.num(a, i, 0, 7, cur[i]) for i in (1, 2, 3)]
+    if not at.board.radio.set_txpower(wifi / 4):
+        raise fail(EXEC_FAIL)
+    at.rfpower = [wifi] + ble
+
+
 # AT+SYSTIMESTAMP: the board's clock in Unix seconds, the one SNTP sets (at/sntp.py,
 # loaded on first use). WiFiEspAT asks for it.
 def q_systimestamp(at):
@@ -162,6 +190,7 @@ COMMANDS = [
     ("+SYSMSG", None, q_sysmsg, s_sysmsg, None),
     ("+SYSLOG", None, q_syslog, s_syslog, None),
     ("+SYSRAM", None, q_sysram, s_sysram, None),
+    ("+RFPOWER", None, q_rfpower, s_rfpower, None),
     ("+SYSTIMESTAMP", None, q_systimestamp, s_systimestamp, None),
     ("+UART_CUR", None, q_uart_cur, s_uart_cur, None),
     ("+UART_DEF", None, q_uart_def, s_uart_def, None),

@@ -410,6 +410,15 @@ class Radio:
             return False
         return True
 
+    def set_txpower(self, dbm):
+        """WLAN.config(txpower=dBm): esp_wifi_set_max_tx_power (network_wlan.c)."""
+        try:
+            self.sta.config(txpower=dbm)
+        except (OSError, ValueError, RuntimeError) as e:
+            self.log.write("at: WLAN.config(txpower) failed: %r\n" % (e,))
+            return False
+        return True
+
     def set_pm(self, mode):
         name = _PM.get(mode)
         if name is None:

@@ -206,6 +206,10 @@ class Radio:
         self.pm = mode
         return True
 
+    def set_txpower(self, dbm):
+        self.txpower = dbm
+        return True
+
     # -- the soft-AP --------------------------------------------------------------------
     def ap_ifconfig(self):
         return ("192.168.4.1", "255.255.255.0", "192.168.4.1", "0.0.0.0")
