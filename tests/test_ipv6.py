@@ -363,7 +363,7 @@ def test_passive_receive_shows_v6_remote(v6, hold6):
     c = hold6.wait_conn()
     c.sendall(b"abc")
     assert d.read_until(b"+IPD,0,3\r\n") == b"\r\n+IPD,0,3\r\n"
-    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:3,,,,\r\n\r\nOK\r\n"
+    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:3,-1,-1,-1,-1\r\n\r\nOK\r\n"
     r = d.cmd("AT+CIPRECVDATA=0,10")
     assert r == b'+CIPRECVDATA:3,"::1",%d,abc\r\n\r\nOK\r\n' % hold6.port
 

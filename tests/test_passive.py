@@ -84,14 +84,14 @@ def test_notice_read_and_repeat(held, host_ip):
     c.sendall(b"world!")
     # no second notice until the host reads
     assert d.quiet(0.3) == b""
-    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:,,11,,\r\n\r\nOK\r\n"
+    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:-1,-1,11,-1,-1\r\n\r\nOK\r\n"
     hdr, data = recvdata(d, "AT+CIPRECVDATA=2,4")
     assert hdr == b"+CIPRECVDATA:4," and data == b"hell"
     # data is still waiting: a new notice with what is left
     assert d.read_until(b"+IPD,2,7\r\n") == b"\r\n+IPD,2,7\r\n"
     hdr, data = recvdata(d, "AT+CIPRECVDATA=2,100")
     assert data == b"oworld!"
-    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:,,0,,\r\n\r\nOK\r\n"
+    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:-1,-1,0,-1,-1\r\n\r\nOK\r\n"
     assert d.cmd("AT+CIPRECVDATA=2,100") == b"\r\nERROR\r\n"  # nothing to read
     c.sendall(b"again")
     assert d.read_until(b"+IPD,2,5\r\n") == b"\r\n+IPD,2,5\r\n"
@@ -151,7 +151,7 @@ def test_window_backpressure_then_drain(held, bulk, host_ip):
     time.sleep(1.0)
     stalled_at = sent[0]
     assert stalled_at < len(data), "the peer was never held back"
-    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:5760,,,,\r\n\r\nOK\r\n"
+    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:5760,-1,-1,-1,-1\r\n\r\nOK\r\n"
     got = drain_passive(d, 0, len(data))
     assert sha(got) == sha(data)
     t.join(5)
@@ -226,7 +226,7 @@ def test_udp_passive_datagrams_and_drop(joined, host_ip):
         d.read_until(b"SEND OK\r\n")
         assert wait_for(lambda: len(u.got) == 2)
         time.sleep(0.2)
-        assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:3,,,,\r\n\r\nOK\r\n"
+        assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:3,-1,-1,-1,-1\r\n\r\nOK\r\n"
         # keep_datagram_integrity: one whole datagram that fits
         hdr, data = recvdata(d, "AT+CIPRECVDATA=0,4,1")
         assert data == b"one"
@@ -288,7 +288,7 @@ def test_ciprecvmode_the_v2_name_for_every_link(held, host_ip):
     c = srv.wait_conn()
     c.sendall(b"hello passive")
     assert d.read_until(b"+IPD,3,13\r\n", timeout=5).endswith(b"+IPD,3,13\r\n")
-    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:,,,13,\r\n\r\nOK\r\n"
+    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:-1,-1,-1,13,-1\r\n\r\nOK\r\n"
     assert recvdata(d, "AT+CIPRECVDATA=3,100") == (b"+CIPRECVDATA:13,", b"hello passive")
     for bad in ("AT+CIPRECVMODE=2", "AT+CIPRECVMODE=-1", "AT+CIPRECVMODE=", "AT+CIPRECVMODE=1,0",
                 'AT+CIPRECVMODE="1"', "AT+CIPRECVMODE=?"):

@@ -788,7 +788,7 @@ def test_passive_receive(mux, pki, host_ip, peers):
     c.sendall(b"world!")
     time.sleep(0.3)
     assert d.quiet(0.2) == b""  # one notice until the host reads
-    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:,,11,,\r\n\r\nOK\r\n"
+    assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:-1,-1,11,-1,-1\r\n\r\nOK\r\n"
     assert d.cmd("AT+CIPRECVDATA=2,4") == b"+CIPRECVDATA:4,hell\r\n\r\nOK\r\n"
     assert d.read_until(b"+IPD,2,7\r\n") == b"\r\n+IPD,2,7\r\n"
     assert d.cmd("AT+CIPRECVDATA=2,100") == b"+CIPRECVDATA:7,oworld!\r\n\r\nOK\r\n"

@@ -386,7 +386,9 @@ def q_ciprecvlen(at):
     out = []
     for link in net.links:
         if link is None:
-            out.append("")
+            # -1 for a link that is not open, as ESP-AT's firmware prints it (the
+            # spec's example leaves it empty; WiFiEspAT's parser needs the -1)
+            out.append("-1")
         elif link.rxb is None:
             out.append("0")
         elif net.lenmode[link.id] and link.rxb.dgrams:
