@@ -1143,3 +1143,19 @@ def test_driver_deep_sleep(esp, dut, vboard):
     assert dut.read_until(READY, timeout=5).endswith(READY)
     esp.begin()
     assert esp._initialized
+
+
+# -- what MicroPython has no API for ---------------------------------------------------------------------------
+
+def test_smartconfig_wps_and_enterprise_say_not_supported_here(slog):
+    """AT+CWSTARTSMART/AT+CWSTOPSMART, AT+WPS and AT+CWJEAP: network.WLAN has no
+    SmartConfig, WPS or WPA2-Enterprise on any port, so they answer ERROR with
+    ERR CODE 0x010a0057 ("not supported here"), not as unknown commands
+    (0x01090000); a form the command does not have stays ERROR 0x010c0000."""
+    d = slog
+    for line in ("AT+CWSTARTSMART", "AT+CWSTARTSMART=3", "AT+CWSTARTSMART=1,0,\"key\"", "AT+CWSTOPSMART",
+                 "AT+WPS=1", "AT+WPS=0", 'AT+CWJEAP="ssid",0,"id","user","pass",0', "AT+CWJEAP?"):
+        assert d.cmd(line) == err(0x010A0057), line
+    assert d.cmd("AT+CWSTOPSMART?") == err(0x010C0000)
+    assert d.cmd("AT+NOSUCHCMD") == err(0x01090000)
+    assert d.cmd("AT") == OK

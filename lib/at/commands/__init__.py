@@ -22,6 +22,7 @@ ON_USE = (
     ("ping", "+PING:0010"),
     ("mdns", "+MDNS:0010"),
     ("ota", "+CIUPDATESRV:0110 +CIPFWVER:0100 +CIUPDATE:0111"),
+    ("nothere", "+CWSTARTSMART:0011 +CWSTOPSMART:0001 +WPS:0010 +CWJEAP:0110"),
 )
 
 
