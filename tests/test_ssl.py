@@ -594,22 +594,34 @@ def test_sni_is_the_host_name_by_default(ssl_dut, pki, peers, vboard):
 def test_sni_while_verifying_the_server(ssl_dut, clock, pki, host_ip, peers):
     """The spec keeps the two apart: AT+CIPSSLCSNI is what the ClientHello carries;
     the certificate is checked against the host (or AT+CIPSSLCCN). mbedTLS (through
-    MicroPython's tls) takes one name for both, so an SNI that differs from the
-    checked name is refused with ERR CODE 0x010a0057 instead of being ignored; an
-    SNI equal to it is sent."""
+    MicroPython's tls) takes one name for both. With AT+CIPSSLCCN empty the SNI is
+    that name: the server is asked for it and its certificate must carry it, as a
+    client that asked for that name expects. A CN and a different SNI cannot both
+    be honoured: refused with ERR CODE 0x010a0057 instead of ignoring one."""
     d = ssl_dut
     provision_client(d, pki, ("ca",))
     d.ok("AT+CIPSSLCCONF=2,0,0")
     d.ok("AT+SYSLOG=1")
-    d.ok('AT+CIPSSLCSNI="sni.example"')
     srv = peers(TlsServer(host_ip, pki.server_ctx(), tls_echo))
-    assert d.cmd('AT+CIPSTART="SSL","%s",%d' % (host_ip, srv.port), timeout=20) == \
-        b"ERR CODE:0x010a0057\r\n\r\nERROR\r\n"
-    assert d.cmd("AT+CIPSTATE?") == b"\r\nOK\r\n"
+    # the SNI names the server: connected by address, checked against "localhost"
     d.ok('AT+CIPSSLCSNI="localhost"')
-    connected(start(d, "localhost", srv.port))
+    connected(start(d, host_ip, srv.port))
     assert wait_for(lambda: len(srv.sni) == 1)
     assert srv.sni == ["localhost"]
+    roundtrip(d, b"sni checked")
+    assert d.cmd("AT+CIPCLOSE") == b"CLOSED\r\n\r\nOK\r\n"
+    # an SNI the certificate does not carry: the name check fails (0x52)
+    d.ok('AT+CIPSSLCSNI="sni.example"')
+    assert d.cmd('AT+CIPSTART="SSL","%s",%d' % (host_ip, srv.port), timeout=20) == \
+        b"ERR CODE:0x010a0052\r\n\r\nERROR\r\n"
+    assert d.cmd("AT+CIPSTATE?") == b"\r\nOK\r\n"
+    # a CN and a different SNI: refused before any connection
+    d.ok('AT+CIPSSLCCN="localhost"')
+    assert d.cmd('AT+CIPSTART="SSL","%s",%d' % (host_ip, srv.port), timeout=20) == \
+        b"ERR CODE:0x010a0057\r\n\r\nERROR\r\n"
+    d.ok('AT+CIPSSLCSNI="localhost"')  # the same name twice is fine
+    connected(start(d, host_ip, srv.port))
+    assert srv.sni[-1] == "localhost"
 
 
 # == PSK ===========================================================================================================

@@ -153,11 +153,13 @@ def client_context(at, lid, host):
         except (ValueError, OSError, KeyError):
             raise fail(EXEC_FAIL, E_CIPHER)
     # mbedTLS takes one name for both SNI and the certificate check. When the
-    # certificate is checked, that name is AT+CIPSSLCCN (or the host); an SNI that
-    # differs from it cannot be sent as well: refuse rather than ignore it.
+    # certificate is checked, that name is AT+CIPSSLCCN, else AT+CIPSSLCSNI (the
+    # name the client asked the server for is the one it expects on the
+    # certificate), else the host. A CN and a different SNI cannot both be used:
+    # refuse rather than ignore one.
     sni = st.sni[lid]
     if auth in (2, 3) and not psk:
-        name = st.cn[lid] or host
+        name = st.cn[lid] or sni or host
         if sni and sni != name:
             raise fail(EXEC_FAIL, E_UNSUPPORTED)
     else:
