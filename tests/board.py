@@ -1,4 +1,5 @@
 """Talking to a board over its serial port, byte for byte."""
+import contextlib
 import os
 import re
 import subprocess
@@ -186,3 +187,18 @@ class VirtualBoard:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+@contextlib.contextmanager
+def own_board(flash, log, **kw):
+    """A virtual board of the test's own, powered on on `flash` (the same flash
+    again is a power cycle): its Dut, drained; the board is stopped after."""
+    vb = VirtualBoard(flash, log, **kw)
+    ser = serial.serial_for_url(vb.path, 115200, timeout=0.1)
+    try:
+        d = Dut(ser)
+        d.drain()
+        yield d
+    finally:
+        ser.close()
+        vb.close()

@@ -6,9 +6,8 @@ import re
 import time
 
 import pytest
-import serial
 
-from board import Dut, VirtualBoard
+from board import own_board
 from netpeers import DnsServer, NoSpareAddress
 from peers import TcpServer, UdpEcho, echo, hold, wait_for
 
@@ -393,29 +392,24 @@ def test_automatic_dns_uses_network_servers(tmp_path, opts, host_ip, twin):
     except NoSpareAddress as e:
         pytest.skip("no loopback address to run a DNS server on: %s" % e)
     if twin:
-        vb = VirtualBoard(tmp_path / "flash", tmp_path / "log.txt", extra=["--ip", s.host])
+        kw = {"extra": ["--ip", s.host]}
     else:
         conf = tmp_path / "resolv.conf"
         conf.write_text("# test\nsearch example\nnameserver %s\nnameserver %s\n" % (s.host, s.host))
-        vb = VirtualBoard(tmp_path / "flash", tmp_path / "log.txt",
-                          prefix=("env", "VBOARD_RESOLV_CONF=%s" % conf))
-    ser = serial.serial_for_url(vb.path, 115200, timeout=0.1)
+        kw = {"prefix": ("env", "VBOARD_RESOLV_CONF=%s" % conf)}
     try:
-        d = Dut(ser)
-        d.drain()
-        d.reset()
-        d.ok("ATE0")
-        d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
-        assert d.cmd("AT+CIPDNS?") == b'+CIPDNS:0,"%s"\r\n\r\nOK\r\n' % s.host.encode()
-        assert d.cmd('AT+CIPDOMAIN="echo.test"') == b'+CIPDOMAIN:"%s"\r\n\r\nOK\r\n' % host_ip.encode()
-        assert s.names() == [("echo.test", "A")]
-        # manual servers take over; AT+CIPDNS=0 gives the network's back
-        d.ok('AT+CIPDNS=1,"1.1.1.1"')
-        d.ok("AT+CIPDNS=0")
-        assert d.cmd("AT+CIPDNS?") == b'+CIPDNS:0,"%s"\r\n\r\nOK\r\n' % s.host.encode()
+        with own_board(tmp_path / "flash", tmp_path / "log.txt", **kw) as d:
+            d.reset()
+            d.ok("ATE0")
+            d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
+            assert d.cmd("AT+CIPDNS?") == b'+CIPDNS:0,"%s"\r\n\r\nOK\r\n' % s.host.encode()
+            assert d.cmd('AT+CIPDOMAIN="echo.test"') == b'+CIPDOMAIN:"%s"\r\n\r\nOK\r\n' % host_ip.encode()
+            assert s.names() == [("echo.test", "A")]
+            # manual servers take over; AT+CIPDNS=0 gives the network's back
+            d.ok('AT+CIPDNS=1,"1.1.1.1"')
+            d.ok("AT+CIPDNS=0")
+            assert d.cmd("AT+CIPDNS?") == b'+CIPDNS:0,"%s"\r\n\r\nOK\r\n' % s.host.encode()
     finally:
-        ser.close()
-        vb.close()
         s.close()
 
 

@@ -6,9 +6,8 @@ import re
 import time
 
 import pytest
-import serial
 
-from board import Dut, VirtualBoard
+from board import own_board
 from netpeers import DnsServer, NoSpareAddress, SntpServer, utc
 from peers import wait_for
 
@@ -225,11 +224,7 @@ def test_esp32_clock_from_power_on(ntp, vboard, twin, opts, tmp_path):
     if not twin:
         pytest.skip("the ESP32's RTC (2000 epoch, kept across a reset); the unix personality's clock starts "
                     "at 1970 at every reset: test_board_clock_is_its_own")
-    vb = VirtualBoard(tmp_path / "flash", tmp_path / "log.txt")
-    ser = serial.serial_for_url(vb.path, 115200, timeout=0.1)
-    try:
-        d = Dut(ser)
-        d.drain()
+    with own_board(tmp_path / "flash", tmp_path / "log.txt") as d:
         d.reset()
         d.ok("ATE0")
         r = d.cmd("AT+CIPSNTPTIME?")
@@ -248,22 +243,12 @@ def test_esp32_clock_from_power_on(ntp, vboard, twin, opts, tmp_path):
         d.ok("ATE0")
         assert d.cmd("AT+CIPSNTPCFG?") == b"+CIPSNTPCFG:0,0\r\n\r\nOK\r\n"  # nothing syncs it again
         assert_time(d, srv, "Tue Nov 14 22:13:20 2023")
-    finally:
-        ser.close()
-        vb.close()
     # A power cycle: the launcher starts the board anew on the same flash.
-    vb = VirtualBoard(tmp_path / "flash", tmp_path / "log.txt")
-    ser = serial.serial_for_url(vb.path, 115200, timeout=0.1)
-    try:
-        d = Dut(ser)
-        d.drain()
+    with own_board(tmp_path / "flash", tmp_path / "log.txt") as d:
         d.reset(restore=False)
         d.ok("ATE0")
         r = d.cmd("AT+CIPSNTPTIME?")
         assert ESP32_POWER_ON.fullmatch(r), r
-    finally:
-        ser.close()
-        vb.close()
 
 
 @pytest.mark.timeout(30)
