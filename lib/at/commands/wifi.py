@@ -18,6 +18,7 @@ NO_AP = -3
 FAILED = -4
 
 POLL_MS = 100
+SCAN_POLL_MS = 20  # how often a background scan is looked at
 JAP_OPTS = (1, 3, 0, 1)  # defaults of reconn_interval, listen_interval, scan_mode, pmf
 JAP_TIMEOUT = 15
 HOSTNAME = "espressif"  # ESP-IDF's CONFIG_LWIP_LOCAL_HOSTNAME, what ESP-AT reports
@@ -423,9 +424,20 @@ def _station(at):
 
 
 def _lap(at, ssid=None, mac=None, channel=0, passive=False, bitmap=0):
+    """Generator: a radio that scans in the background (the ESP32's, in a
+    thread) is polled, so the host's lines meanwhile get "busy p..."."""
     _station(at)
+    radio = at.wifi.radio
     try:
-        found = at.wifi.radio.scan(ssid, passive)
+        if hasattr(radio, "scan_job"):
+            job = radio.scan_job(ssid, passive)
+            while not job[2]:
+                yield at.sleep(SCAN_POLL_MS)
+            if job[1] is not None:
+                raise job[1]
+            found = job[0]
+        else:
+            found = radio.scan(ssid, passive)
     except OSError as e:
         at.log.write("at: scan failed: %r\n" % (e,))
         raise fail(EXEC_FAIL)
@@ -452,7 +464,7 @@ def _lap(at, ssid=None, mac=None, channel=0, passive=False, bitmap=0):
 
 
 def exe_cwlap(at):
-    _lap(at)
+    return _lap(at)
 
 
 def s_cwlap(at, a):
@@ -468,7 +480,7 @@ def s_cwlap(at, a):
     parse.num(a, 4, 0, 1500, 0)  # scan_time_min
     parse.num(a, 5, 0, 1500, 0)  # scan_time_max
     bitmap = parse.num(a, 6, 0, 0x7FFF, 0)  # bit n: channel n
-    _lap(at, ssid, mac, channel, scan_type == 1, bitmap)
+    return _lap(at, ssid, mac, channel, scan_type == 1, bitmap)
 
 
 def s_cwlapopt(at, a):

@@ -363,9 +363,32 @@ class Radio:
                 gl = gl or ip
         return (ll, gl) if ll else None
 
+    def scan_job(self, ssid=None, passive=False):
+        """scan() in a thread, so the loop answers the host ("busy p...") for the
+        ~2 s it takes: WLAN.scan() releases the GIL around esp_wifi_scan_start()
+        (v1.27.0 ports/esp32/network_wlan.c l.448-450). The thread's 5 KB stack
+        comes from the IDF heap for the scan's length (mpthreadport.c l.40-41).
+        Returns [result, error, done], filled by the thread; without a thread
+        (no memory for its stack) the scan runs here, blocking, as before."""
+        job: "list" = [None, None, False]
+
+        def work():
+            try:
+                job[0] = self.scan(ssid, passive)
+            except Exception as e:
+                job[1] = e
+            job[2] = True
+
+        try:
+            import _thread
+            _thread.start_new_thread(work, ())
+        except Exception:  # ImportError, or OSError/MemoryError: no stack for it
+            work()
+        return job
+
     def scan(self, ssid=None, passive=False):
         """WLAN.scan(): every channel, active, hidden APs with an empty SSID; it
-        blocks the loop for the ~2 s the scan takes. It cannot scan for one SSID or
+        blocks the caller for the ~2 s the scan takes. It cannot scan for one SSID or
         passively (`ssid`, `passive` are ignored; the caller filters). Its tuples
         (ssid, bssid, channel, rssi, authmode, hidden) carry no cipher, protocol or
         WPS: those are printed as ESP-AT's "unknown" cipher (7; none for an open AP),
