@@ -297,3 +297,45 @@ def test_ciprecvmode_the_v2_name_for_every_link(held, host_ip):
     c.sendall(b"active")
     assert d.read_until(b"+IPD,3,6:active", timeout=5).endswith(b"+IPD,3,6:active")
     assert d.cmd("AT+CIPRECVTYPE?") == b"".join(b"+CIPRECVTYPE:%d,0\r\n" % i for i in range(5)) + b"\r\nOK\r\n"
+
+
+def test_windows_lent_only_while_data_waits(held, twin, host_ip):
+    """Five passive links whose peers each send 20,000 bytes at once: a link holds
+    a receive window only while unread data waits in it, and a board without
+    PSRAM (the ESP32 twin: a WROOM) lends two at a time (links.Windows), so the
+    other links' data waits in their sockets. Every byte of every link arrives,
+    in order, as the host reads round the links."""
+    d, srv = held
+    size = 20000
+    data = [os.urandom(size) for _ in range(5)]
+    peers = []
+    for lid in range(5):
+        d.ok("AT+CIPRECVTYPE=%d,1" % lid)
+        d.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (lid, host_ip, srv.port))
+        peers.append(srv.wait_conn())
+    for c, blob in zip(peers, data):
+        threading.Thread(target=c.sendall, args=(blob,), daemon=True).start()
+    most = 2 if twin else 5
+    d.read_until(re.compile(rb"(\+IPD,\d,\d+\r\n[\s\S]*){%d}" % most), timeout=10)
+    d.quiet(0.5)
+    r = d.cmd("AT+CIPRECVLEN?")
+    lens = [int(x) for x in re.search(rb"\+CIPRECVLEN:([-\d,]+)", r).group(1).split(b",")]
+    assert 0 < sum(1 for n in lens if n > 0) <= most, lens
+    got = [bytearray() for _ in range(5)]
+    deadline = time.monotonic() + 60
+    while any(len(g) < size for g in got):
+        assert time.monotonic() < deadline, [len(g) for g in got]
+        for lid in range(5):
+            if len(got[lid]) >= size:
+                continue
+            d.write(b"AT+CIPRECVDATA=%d,4096\r\n" % lid)
+            r = d.read_until(re.compile(rb"\r\nERROR\r\n|\+CIPRECVDATA:\d+,"))
+            if r.endswith(b"ERROR\r\n"):
+                continue
+            n = int(re.search(rb"\+CIPRECVDATA:(\d+),$", r).group(1))
+            got[lid] += d.read_exactly(n)
+            d.read_until(b"\r\nOK\r\n")
+    for lid in range(5):
+        assert sha(got[lid]) == sha(data[lid]), lid
+    for c in peers:
+        c.close()

@@ -36,14 +36,60 @@ def peer(addr):
     return getattr(socket, "inet_ntop")(fam, ip), port
 
 
-class RxBuf:
-    """A link's passive-receive buffer (the "socket receive window"): one
-    bytearray allocated when the link opens, filled by readinto, drained by
-    AT+CIPRECVDATA. UDP keeps each datagram's length and sender."""
-    __slots__ = ("buf", "s", "e", "dgrams")
+class Windows:
+    """The passive receive buffers (ESP-AT's socket receive windows), lent to a
+    link only while it holds data the host has not read: an idle passive link
+    holds none. At most `most` are out at once (a board without PSRAM lends
+    fewer than five); a link that finds none leaves its data in the socket (the
+    TCP window closes, the peer waits, nothing is lost) until one comes back.
+    One buffer given back is kept for the next, so a steady stream allocates
+    nothing."""
 
-    def __init__(self, size, udp):
-        self.buf = bytearray(size)
+    def __init__(self, size, most, wake):
+        self.size = size
+        self.most = most
+        self.lent = 0
+        self.spare = None
+        self.waiting: "list[Any]" = []  # links stalled for want of a window
+        self.wake = wake  # wake(link): read it again
+
+    def get(self, link):
+        b = self.spare
+        if b is not None:
+            self.spare = None
+        elif self.lent < self.most:
+            try:
+                b = bytearray(self.size)
+            except MemoryError:  # a fragmented heap: wait for one to come back
+                b = None
+        if b is None:
+            if link not in self.waiting:
+                self.waiting.append(link)
+            return None
+        self.lent += 1
+        return b
+
+    def give(self, b):
+        self.lent -= 1
+        if self.spare is None:
+            self.spare = b
+        if self.waiting:
+            self.wake(self.waiting.pop(0))
+
+    def forget(self, link):
+        if link in self.waiting:
+            self.waiting.remove(link)
+
+
+class RxBuf:
+    """A link's passive-receive state: the window it borrows while data waits
+    (filled by readinto, drained by AT+CIPRECVDATA). UDP keeps each datagram's
+    length and sender."""
+    __slots__ = ("buf", "s", "e", "dgrams", "pool")
+
+    def __init__(self, pool, udp):
+        self.pool = pool
+        self.buf: "Any" = None  # the window borrowed from pool, while data waits
         self.s = 0
         self.e = 0
         self.dgrams: "list | None" = [] if udp else None  # [length, ip, port] per datagram
@@ -51,8 +97,14 @@ class RxBuf:
     def used(self):
         return self.e - self.s
 
-    def free(self):
-        """Room for more now (the read head is given back once tail() can compact)."""
+    def free(self, link):
+        """Room for more now (the read head is given back once tail() can
+        compact); borrows a window first if the link holds none: 0 if none is
+        to be had."""
+        if self.buf is None:
+            self.buf = self.pool.get(link)
+            if self.buf is None:
+                return 0
         n = self.e - self.s
         return len(self.buf) - (self.e if self.s < n else n)
 
@@ -72,6 +124,13 @@ class RxBuf:
         self.s += n
         if self.s == self.e:
             self.s = self.e = 0
+            self.release()
+
+    def release(self):
+        b = self.buf
+        if b is not None:
+            self.buf = None
+            self.pool.give(b)
 
 
 class Link:
@@ -132,6 +191,7 @@ class Net:
         self._sto_timer = None
         self.rx = bytearray(RX_SIZE)
         self.rxv = memoryview(self.rx)
+        self.windows = Windows(WINDOW, getattr(at.board, "windows", MAX_LINKS), self._window_back)
         self._paused = []
         self._on_drained = self._resume  # one bound method: when_drained keeps a callback once, by identity
         r = os.urandom(2)
@@ -283,7 +343,7 @@ class Net:
         self.had_link = True
         link.last = time.ticks_ms()
         if self.recvtype[lid]:
-            link.rxb = RxBuf(WINDOW, link.udp)
+            link.rxb = RxBuf(self.windows, link.udp)
         if not link.udp:
             self.apply_tcpopt(link)
         link.reader = lambda obj, ev: self._readable(link, ev)
@@ -397,7 +457,10 @@ class Net:
                 x.close()
             except OSError:
                 pass
-        link.rxb = None
+        if link.rxb is not None:
+            self.windows.forget(link)
+            link.rxb.release()
+            link.rxb = None
         if self.at.waiting_on(link.sock):
             # A command waits on this socket (a send): wake it so it fails now.
             self.at._ready(link.sock, 0x08)
@@ -477,7 +540,7 @@ class Net:
                 self.out.write(data)
             elif b is None:
                 self.deliver(link, data, len(data), ip, port)
-            elif len(data) <= b.free():
+            elif len(data) <= b.free(link):
                 size = len(data)
                 b.tail()[:size] = data
                 b.e += size
@@ -491,8 +554,9 @@ class Net:
             if b is None:
                 mv = self.rxv
             else:
-                if not b.free():
-                    # Window full: stop reading; the peer's sends stall, nothing is lost.
+                if not b.free(link):
+                    # Window full (or none free): stop reading; the peer's sends
+                    # stall, nothing is lost.
                     link.stalled = True
                     self.loop.on_read(s, None)
                     return
@@ -628,12 +692,14 @@ class Net:
         if link is None:
             return
         if mode and link.rxb is None:
-            link.rxb = RxBuf(WINDOW, link.udp)
+            link.rxb = RxBuf(self.windows, link.udp)
         elif not mode and link.rxb is not None:
             b = link.rxb
             link.rxb = None
             if b.used():  # hand over what was buffered as active +IPD
                 self.deliver(link, memoryview(b.buf)[b.s:b.e], b.used(), link.host, link.port)
+            b.release()
+            self.windows.forget(link)
             if link.stalled:
                 link.stalled = False
                 self.resume_read(link)
@@ -654,6 +720,12 @@ class Net:
         for link in p:
             if self.links[link.id] is link and not link.stalled and not link.eof:
                 self.resume_read(link)
+
+    def _window_back(self, link):
+        """A passive window came back: a link stalled for want of one reads again."""
+        if self.links[link.id] is link and link.stalled and not link.eof:
+            link.stalled = False
+            self.resume_read(link)
 
     def resume_read(self, link):
         """Read the link again (after a pause: a full window, a busy UART, passthrough)."""

@@ -33,6 +33,7 @@ HW = {
 # Seconds from 1970 to the port's time epoch (2000 on the ESP32; 0 where it is 1970).
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 _CAP_DEFAULT = 0x1000  # ESP-IDF esp_heap_caps.h MALLOC_CAP_DEFAULT (bit 12)
+_CAP_SPIRAM = 0x400  # MALLOC_CAP_SPIRAM (bit 10): a region only where PSRAM is fitted
 CLOCK_KNOWN = 1704067200  # 2024-01-01: a clock before this date has never been set
 
 FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
@@ -493,6 +494,9 @@ class Board:
         self.module = hw["module"]
         self.uart = Uart(hw, cfg.get("uart_def") or FACTORY_UART, self.log)
         self.radio = Radio(hw["fail_hold_ms"], self.log)
+        # Passive receive windows (5,760 bytes each) lent at once (links.Windows):
+        # five fit a PSRAM board's GC heap; a WROOM's cannot spare 29 KB.
+        self.windows = 5 if self.heap(_CAP_SPIRAM)[3] else 2
 
     def heap(self, caps=None):
         """AT+SYSRAM: the IDF heap, as ESP-AT reports it (Wi-Fi, lwIP, mbedTLS and
