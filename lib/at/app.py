@@ -3,18 +3,19 @@
 import gc
 import sys
 from at.loop import Loop
+from at import output
 from at.output import Output
 from at.store import Store
 from at.engine import Engine, READY
 from at import commands, fwstate
 
-RX_CHUNK = 4096
+RX_CHUNK = 4096  # UART bytes per read, unless the board says (board.rx_chunk)
 RX_TURN = 4  # UART reads per loop turn at most, while each one fills the buffer
 
 
 def build(board):
     loop = Loop()
-    out = Output(loop, board.uart)
+    out = Output(loop, board.uart, getattr(board, "backlog", output.SIZE))
     at = Engine(loop, out, board.log)
     at.board = board
     at.cfg = Store(board.log)
@@ -26,7 +27,8 @@ def build(board):
 def run(board):
     # The big, long-lived buffer first, while the heap is still in one piece: after
     # the command groups are in, the free heap can be in holes smaller than 4 KB.
-    rx = bytearray(RX_CHUNK)
+    chunk = getattr(board, "rx_chunk", RX_CHUNK)
+    rx = bytearray(chunk)
     at = build(board)
     loop = at.loop
     uart = board.uart
@@ -51,7 +53,7 @@ def run(board):
             if not n:
                 return
             at.feed(rx, n)
-            if n < RX_CHUNK or at._held is not None or at.out.full():
+            if n < chunk or at._held is not None or at.out.full():
                 return
 
     def pause():

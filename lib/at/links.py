@@ -189,8 +189,7 @@ class Net:
         self.maxconn = MAX_LINKS
         self.sto = 180  # AT+CIPSTO, seconds
         self._sto_timer = None
-        self.rx = bytearray(RX_SIZE)
-        self.rxv = memoryview(self.rx)
+        self.rxv = memoryview(sock.SCRATCH)[:RX_SIZE]  # active reads, shared (see sock.py)
         self.windows = Windows(WINDOW, getattr(at.board, "windows", MAX_LINKS), self._window_back)
         self._paused = []
         self._on_drained = self._resume  # one bound method: when_drained keeps a callback once, by identity

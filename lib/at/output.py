@@ -26,10 +26,11 @@ HARD = 16384  # backlog bytes beyond which the UART input pauses too
 
 
 class Output:
-    def __init__(self, loop, uart):
+    def __init__(self, loop, uart, size=SIZE):
         self.loop = loop
         self.uart = uart
-        self.buf = bytearray(SIZE)
+        self.size = size
+        self.buf = bytearray(size)
         self.s = 0  # the backlog is buf[s:e], then the chunks in more
         self.e = 0
         self.more = []
@@ -50,13 +51,13 @@ class Output:
         n = len(mv)
         if not self.more:
             k = self.e - self.s
-            if self.e + n > SIZE and self.s >= k:
+            if self.e + n > self.size and self.s >= k:
                 # Compact: the unwritten part to the front, in one copy that does
                 # not overlap itself (slicing the bytearray would allocate).
                 b = memoryview(self.buf)
                 b[0:k] = b[self.s:self.e]
                 self.s, self.e = 0, k
-            if self.e + n <= SIZE:
+            if self.e + n <= self.size:
                 self.buf[self.e:self.e + n] = mv
                 self.e += n
                 return

@@ -66,16 +66,17 @@ def read_into(ss, mv):
         return None
 
 
-# One datagram at a time, for the parsers that read one and are done with it
-# before the loop turns (DNS and mDNS answers). Allocated once at boot: in a
-# heap that command groups loaded on first use have fragmented, a fresh
-# 1,500-byte block per packet may not exist (the mDNS query failed so).
-_DGRAM = bytearray(1500)
+# The one scratch buffer for reads that are consumed before the loop turns: an
+# active link's +IPD data (written on, or copied into the UART backlog, at once)
+# and a DNS or mDNS answer (parsed before its task yields). Allocated once at
+# boot: in a heap that command groups loaded on first use have fragmented, a
+# fresh 1,500-byte block per packet may not exist (the mDNS query failed so).
+SCRATCH = bytearray(2920)  # ESP-AT's largest +IPD: two TCP segments
 
 
 def datagram(s):
-    """The next datagram on s, as a memoryview of the shared buffer (valid only
-    until the next call: parse it before yielding), or None if none is there."""
-    mv = memoryview(_DGRAM)
+    """The next datagram on s, as a memoryview of the scratch buffer (valid only
+    until the next read: parse it before yielding), or None if none is there."""
+    mv = memoryview(SCRATCH)
     n = read_into(s, mv)
     return None if n is None else mv[:n]

@@ -494,9 +494,15 @@ class Board:
         self.module = hw["module"]
         self.uart = Uart(hw, cfg.get("uart_def") or FACTORY_UART, self.log)
         self.radio = Radio(hw["fail_hold_ms"], self.log)
-        # Passive receive windows (5,760 bytes each) lent at once (links.Windows):
-        # five fit a PSRAM board's GC heap; a WROOM's cannot spare 29 KB.
-        self.windows = 5 if self.heap(_CAP_SPIRAM)[3] else 2
+        # A board without PSRAM (a WROOM) has a GC heap of 56 KB to start with and
+        # the IDF heap needs the rest (BENCHMARKS.md "Heap"): lend one passive
+        # receive window (5,760 bytes) at a time instead of five (links.Windows),
+        # read the UART 1 KB at a time instead of 4 KB (at.app), and keep a UART
+        # backlog of 3 KB, one +IPD (at.output), instead of 4 KB.
+        big = self.heap(_CAP_SPIRAM)[3] > 0
+        self.windows = 5 if big else 1
+        self.rx_chunk = 4096 if big else 1024
+        self.backlog = 4096 if big else 3072
 
     def heap(self, caps=None):
         """AT+SYSRAM: the IDF heap, as ESP-AT reports it (Wi-Fi, lwIP, mbedTLS and

@@ -205,7 +205,9 @@ class Partition:
 
 
 esp32 = _Mod("esp32", Partition=Partition, HEAP_DATA=4, HEAP_EXEC=1,
-             idf_heap_info=lambda cap=4: [(100000, 50000, 40000, 30000)])
+             # a WROOM: no region has MALLOC_CAP_SPIRAM (0x400), so the firmware takes
+             # its no-PSRAM sizes (at.ports.esp32.Board)
+             idf_heap_info=lambda cap=4: [] if cap & 0x400 else [(100000, 50000, 40000, 30000)])
 
 
 # -- socket -------------------------------------------------------------------
