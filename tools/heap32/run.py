@@ -117,8 +117,8 @@ def parse(text):
     return {r["mode"]: r for r in runs}
 
 
-def run_unix(exe, out, modes):
-    env = dict(os.environ, MICROPYPATH=str(out))
+def run_unix(exe, out, modes, path=None):
+    env = dict(os.environ, MICROPYPATH=path or str(out))
     text = ""
     for mode in modes:
         p = subprocess.run([exe, "-X", "heapsize=%d" % HEAP, "-c", STUB % mode], env=env,
@@ -279,8 +279,13 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--source", action="store_true", help="load lib/ as .py source, not as .mpy")
     p.add_argument("--no-64", action="store_true", help="only the 32-bit figures")
+    p.add_argument("--frozen", metavar="MICROPYTHON",
+                   help="a 32-bit unix MicroPython with lib/at frozen into it (BENCHMARKS.md, "
+                        "\"Heap\", says how it is built): the firmware as a frozen image")
     args = p.parse_args(argv)
     t0 = time.time()
+    if args.frozen:
+        return frozen(args)
     ensure_npm()
     out, names, mpy_cross = build(args.source)
     exe = None if args.no_64 else venv_tool("micropython")
@@ -310,6 +315,38 @@ def main(argv=None):
         sys.stdout.write("\n")
     else:
         table(f, took)
+
+
+def frozen(args):
+    """The same probe on a 32-bit unix MicroPython whose image holds lib/at frozen
+    (bytecode, constants and qstrs in the image, as on a board built with
+    firmware/manifest.py): only the fakes and the probe are files, so every `at`
+    import comes from the image."""
+    t0 = time.time()
+    out, names, _ = build(False)
+    fdir = BUILD / "frozen"
+    shutil.rmtree(fdir, ignore_errors=True)
+    shutil.copytree(out, fdir, ignore=shutil.ignore_patterns("at"))
+    exe = str(pathlib.Path(args.frozen).resolve())
+    check = subprocess.run([exe, "-c", "import sys, at.engine; print(sys.maxsize)"], capture_output=True,
+                           text=True, env=dict(os.environ, MICROPYPATH=".frozen"))
+    if check.returncode or check.stdout.strip() != "2147483647":
+        raise SystemExit("heap32: %s is not a 32-bit MicroPython with `at` frozen: %r" % (exe, check.stdout
+                                                                                       + check.stderr))
+    write_plan(fdir, [], names)
+    path = ".frozen:" + str(fdir)  # a MICROPYPATH replaces the default, ".frozen" included
+    order = run_unix(exe, fdir, ["discover"], path)["discover"]
+    missing = [n for n in names if n not in order["boot"] + order["rest"]]
+    write_plan(fdir, order["boot"], order["rest"] + missing)
+    f = figures(run_unix(exe, fdir, MODES, path), None)
+    f["form"] = "lib/at frozen into %s" % exe
+    f["heapsize"] = HEAP
+    f["date"] = time.strftime("%Y-%m-%d")
+    if args.json:
+        json.dump(f, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        table(f, time.time() - t0)
 
 
 if __name__ == "__main__":
