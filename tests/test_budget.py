@@ -46,6 +46,7 @@ def test_groups_used_on_demand_are_not_loaded_at_boot(heap32):
     """The groups of lib/at/commands/__init__.py's ON_USE (and their services)
     are not imported at boot: their code costs heap only once used."""
     boot = {m["module"] for m in heap32["modules"] if m["boot"]}
-    lazy = {"at.commands." + g for g in ("ssl", "mfg", "dns", "sntp", "ping", "mdns", "ota")}
-    lazy |= {"at.sslconf", "at.mfg", "at.sntp", "at.mdns", "at.ota"}
+    lazy = {"at.commands." + g for g in ("sendx", "passthrough", "ssl", "mfg", "dns", "sntp", "ping", "mdns",
+                                         "ota", "nothere")}
+    lazy |= {"at.passthrough", "at.pump", "at.guard", "at.sslconf", "at.mfg", "at.sntp", "at.mdns", "at.ota"}
     assert not boot & lazy, sorted(boot & lazy)

@@ -27,9 +27,10 @@ def test_mpy_cross_compiles(path, tmp_path):
 INDEX_CHECK = """
 from at import commands
 bad = []
-for name, index in commands.ON_USE:
+for entry in commands.ON_USE:
+    name, index = entry[0], entry[1:]
     mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
-    want = " ".join("%s:%s" % (r[0], "".join("0" if f is None else "1" for f in r[1:])) for r in mod.COMMANDS)
+    want = tuple((r[0], "".join("0" if f is None else "1" for f in r[1:])) for r in mod.COMMANDS)
     if want != index:
         bad.append((name, want))
 print(repr(bad))

@@ -5,25 +5,34 @@
 # commands first arrives: ON_USE names their commands and which of the four
 # forms each has ("1" or "0" for test, query, set, execute, as AT+CMD? shows
 # them), so the table knows every command, in order, without their code in the
-# heap. tests/test_static.py checks ON_USE against the modules.
+# heap. Constants only (in a frozen image they stay in flash: no string is made
+# at boot). tests/test_static.py checks ON_USE against the modules.
 #
 # To add a group, add its module here (to CORE, or to ON_USE with its index); to
 # add a command without touching the firmware, drop a user_commands.py with a
 # COMMANDS list on the board (see README).
 from at.engine import Later
 
-CORE = ("basic", "wifi", "tcpip", "sendx", "passthrough")
+CORE = ("basic", "wifi", "tcpip")
 ON_USE = (
-    ("ssl", "+CIPSSLCCONF:0110 +CIPSSLCCIPHER:0110 +CIPSSLCCN:0110 +CIPSSLCSNI:0110 +CIPSSLCALPN:0110 "
-            "+CIPSSLCPSK:0110 +CIPSSLCPSKHEX:0110"),
-    ("mfg", "+SYSMFG:0110"),
-    ("dns", "+CIPDNS:0110 +CIPDOMAIN:0010"),
-    ("sntp", "+CIPSNTPCFG:0110 +CIPSNTPTIME:0100 +CIPSNTPINTV:0110"),
-    ("ping", "+PING:0010"),
-    ("mdns", "+MDNS:0010"),
-    ("ota", "+CIUPDATESRV:0110 +CIPFWVER:0100 +CIUPDATE:0111"),
-    ("nothere", "+CWSTARTSMART:0011 +CWSTOPSMART:0001 +WPS:0010 +CWJEAP:0110"),
+    ("sendx", ("+CIPSENDEX", "0010"), ("+CIPSENDL", "0010"), ("+CIPSENDLCFG", "0110")),
+    ("passthrough", ("+TRANSINTVL", "0110"), ("+CIPRECONNINTV", "0110"), ("+SAVETRANSLINK", "0010")),
+    ("ssl",
+        ("+CIPSSLCCONF", "0110"), ("+CIPSSLCCIPHER", "0110"), ("+CIPSSLCCN", "0110"), ("+CIPSSLCSNI", "0110"),
+        ("+CIPSSLCALPN", "0110"), ("+CIPSSLCPSK", "0110"), ("+CIPSSLCPSKHEX", "0110")),
+    ("mfg", ("+SYSMFG", "0110")),
+    ("dns", ("+CIPDNS", "0110"), ("+CIPDOMAIN", "0010")),
+    ("sntp", ("+CIPSNTPCFG", "0110"), ("+CIPSNTPTIME", "0100"), ("+CIPSNTPINTV", "0110")),
+    ("ping", ("+PING", "0010")),
+    ("mdns", ("+MDNS", "0010")),
+    ("ota", ("+CIUPDATESRV", "0110"), ("+CIPFWVER", "0100"), ("+CIUPDATE", "0111")),
+    ("nothere", ("+CWSTARTSMART", "0011"), ("+CWSTOPSMART", "0001"), ("+WPS", "0010"), ("+CWJEAP", "0110")),
 )
+
+
+# A group loaded on first use that has work at power-up when a setting says so:
+# AT+SAVETRANSLINK's link is opened and entered at boot.
+AT_BOOT_IF = (("passthrough", "savetranslink"),)
 
 
 def group(at, name):
@@ -36,18 +45,17 @@ def group(at, name):
 
 def index_rows(name, index):
     later = Later(lambda at: group(at, name))
-    rows = []
-    for item in index.split():
-        cmd, forms = item.split(":")
-        rows.append((cmd,) + tuple(later if f == "1" else None for f in forms))
-    return rows
+    return [(cmd,) + tuple(later if f == "1" else None for f in forms) for cmd, forms in index]
 
 
 def load(at):
     for name in CORE:
         group(at, name)
-    for name, index in ON_USE:
-        at.add(index_rows(name, index))
+    for entry in ON_USE:
+        at.add(index_rows(entry[0], entry[1:]))
+    for name, key in AT_BOOT_IF:
+        if at.cfg.get(key):
+            group(at, name)
     try:
         import user_commands
     except ImportError:
