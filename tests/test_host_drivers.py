@@ -15,8 +15,10 @@ import socket
 import time
 
 import pytest
+from dnslib import QTYPE, DNSRecord
 
 from board import Timeout
+from netpeers import DnsServer, NoSpareAddress, SntpServer
 from peers import TcpServer, UdpEcho, echo, hold, sha, wait_for
 
 FINAL = (b"OK", b"ERROR", b"FAIL", b"SEND OK", b"SEND FAIL")
@@ -129,6 +131,60 @@ def free_udp_port(host):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_tcp_port(host):
+    """A TCP port nobody listens on (the board's server listens on the host's loopback)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_conn(host, port):
+    """A peer connecting to the board's server (AT+CIPSERVER) from the host."""
+    return socket.create_connection((host, port), timeout=5)
+
+
+T0 = 1700000000  # the SNTP peer's time: Tue Nov 14 22:13:20 2023 UTC
+SECS_YR_2000 = 946684800  # TimeLib's constant in WiFiEspAT's SNTPTime example
+
+
+@pytest.fixture
+def names(vboard):
+    """DNS servers on spare loopback addresses (tests/netpeers.py, as tests/test_dns.py
+    runs them), closed after the test."""
+    made = []
+
+    def make(records):
+        try:
+            s = DnsServer(records)
+        except NoSpareAddress as e:
+            pytest.skip("no loopback address to run a DNS server on: %s" % e)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def ntp(vboard):
+    """SNTP servers on spare loopback addresses (tests/netpeers.py, as tests/test_sntp.py
+    runs them), closed after the test."""
+    made = []
+
+    def make(unix_time=T0, mode="good"):
+        try:
+            s = SntpServer(unix_time, mode)
+        except NoSpareAddress as e:
+            pytest.skip("no loopback address to run an SNTP server on: %s" % e)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
 
 
 # =====================================================================================================
@@ -433,6 +489,232 @@ def test_lwesp_passive_64k_echo(dut, bulk, opts, host_ip):
         lw.ok("AT+CIPCLOSE=%d" % lid)
     finally:
         srv.close()
+
+
+def lw_number(s, p):
+    """lwesp_parser.c lwespi_parse_number: skip '"', ',', '"'; an optional '-'; the digits
+    (none gives 0); one trailing ',' skipped. Returns (value, next position)."""
+    for c in b'","':
+        if s[p:p + 1] == bytes([c]):
+            p += 1
+    neg = s[p:p + 1] == b"-"
+    p += neg
+    v = 0
+    while s[p:p + 1].isdigit():
+        v = v * 10 + s[p] - 48
+        p += 1
+    if s[p:p + 1] == b",":
+        p += 1
+    return -v if neg else v, p
+
+
+def lw_ip(s, p):
+    """lwespi_parse_ip (LWESP_CFG_IPV6 0): a '"' skipped, four lwespi_parse_number parts
+    while a '.' follows, the closing '"' skipped. Returns ("a.b.c.d", next position)."""
+    if s[p:p + 1] == b'"':
+        p += 1
+    parts = [0, 0, 0, 0]
+    for i in range(4):
+        parts[i], p = lw_number(s, p)
+        if s[p:p + 1] != b".":
+            break
+        p += 1
+    if s[p:p + 1] == b'"':
+        p += 1
+    return "%d.%d.%d.%d" % tuple(parts), p
+
+
+def lw_sntptime(line):
+    """lwespi_parse_cipsntptime: from +13 the day name (3 letters, then +4), the month
+    (3 letters, then +4, one more space skipped), mday, hour, min, sec, year, each
+    lwespi_parse_number with one separator skipped after it. Returns struct tm's
+    (wday, mon, mday, hour, min, sec, year - 1900)."""
+    days = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"]
+    months = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"]
+    s = line + b"\0"
+    p = 13
+    wday = next((i for i, d in enumerate(days) if s[p:p + 3] == d), None)
+    p += 4
+    mon = next((i for i, m in enumerate(months) if s[p:p + 3] == m), None)
+    p += 4
+    if s[p:p + 1] == b" ":
+        p += 1
+    out = []
+    for _ in range(5):
+        v, p = lw_number(s, p)
+        out.append(v)
+        p += 1
+    mday, hour, mi, sec, year = out
+    return (wday, mon, mday, hour, mi, sec, year - 1900)
+
+
+def tm_of(t):
+    g = time.gmtime(t)
+    return ((g.tm_wday + 1) % 7, g.tm_mon - 1, g.tm_mday, g.tm_hour, g.tm_min, g.tm_sec, g.tm_year - 1900)
+
+
+def lw_wait_line(lw, pred, timeout):
+    """Events through lwESP's handlers until a line satisfies `pred` (the application's
+    event callback)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ev = lw.rx.event(max(0.05, deadline - time.monotonic()))
+        lw.on(ev)
+        if ev[0] == "line" and pred(ev[1]):
+            return ev[1]
+
+
+@pytest.mark.timeout(90)
+def test_lwesp_server(dut, opts, host_ip):
+    """lwesp_server.c lwesp_set_server(1, port, LWESP_CFG_MAX_CONNS, 0, ...) as
+    examples/win32/server_rtos calls it -> lwesp_int.c lwespi_initiate_cmd and
+    lwespi_process_sub_cmd: AT+CIPSERVERMAXCONN=5 (its result ignored), AT+CIPSERVER=1,<port>,
+    AT+CIPSTO=0 (its result forced to OK), all within the message's 1,000 ms. A client is
+    learnt from +LINK_CONN:0,<id>,"TCP",1,"<ip>",<rport>,<lport> only (lwespi_parse_link_conn,
+    is_server 1: the server's callback gets it; lwESP has no parser for "<id>,CONNECT");
+    its data through the passive read chain, the answer by lwespi_tcpip_process_send_data,
+    lwesp_conn_close -> AT+CIPCLOSE=<id>; a client that closes itself ("<id>,CLOSED" once
+    read); lwesp_netconn_delete on the listener -> lwesp_set_server(0, ...) -> AT+CIPSERVER=0."""
+    lw, _ = lwesp_reset(dut)
+    lwesp_join(lw, opts)
+    port = free_tcp_port(host_ip)
+    t0 = time.monotonic()
+    lw.cmd("AT+CIPSERVERMAXCONN=5")  # whatever it answers, AT+CIPSERVER comes next
+    assert lw.rx.lines(lw.ok("AT+CIPSERVER=1,%d" % port)) == []
+    lw.cmd("AT+CIPSTO=0")
+    assert time.monotonic() - t0 < 1.0, "lwesp_set_server gives the chain 1,000 ms"
+    assert lw.rx.lines(lw.ok("AT+CIPSERVER?")) == [b'+CIPSERVER:1,%d,"TCP",0,0' % port]
+    assert lw.rx.lines(lw.ok("AT+CIPSERVERMAXCONN?")) == [b"+CIPSERVERMAXCONN:5"]
+    assert lw.rx.lines(lw.ok("AT+CIPSTO?")) == [b"+CIPSTO:0"]
+    c = wait_conn(host_ip, port)
+    try:
+        line = lw_wait_line(lw, lambda x: x.startswith(b"+LINK_CONN:"), 5)
+        lid = int(LwEsp.link_of(line))
+        assert lw.active[lid]
+        # failed 0, id, "TCP", is_server 1, remote ip, remote port, local port (the server's)
+        assert lw.link[lid] == (b"0", b"%d" % lid, b"TCP", b"1", host_ip.encode(),
+                                b"%d" % c.getsockname()[1], b"%d" % port), line
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert lw.pump(lid, 18, timeout=10) == b"GET / HTTP/1.0\r\n\r\n"
+        assert lw.remote[lid] == (host_ip.encode(), c.getsockname()[1])
+        lw.send(lid, b"HTTP/1.0 200 OK\r\n\r\nfrom lwESP")
+        c.settimeout(5)
+        got = b""
+        while len(got) < 29:
+            got += c.recv(100)
+        assert got == b"HTTP/1.0 200 OK\r\n\r\nfrom lwESP"
+        # lwesp_conn_close: "<id>,CLOSED" during AT+CIPCLOSE (forced), then OK
+        evs = lw.ok("AT+CIPCLOSE=%d" % lid)
+        assert lw.rx.lines(evs) == [b"%d,CLOSED" % lid] and not lw.active[lid]
+        assert c.recv(10) == b""
+    finally:
+        c.close()
+    # a client that sends and leaves: its data, then "<id>,CLOSED"
+    lw.link.clear()
+    c2 = wait_conn(host_ip, port)
+    try:
+        line = lw_wait_line(lw, lambda x: x.startswith(b"+LINK_CONN:"), 5)
+        lid2 = int(LwEsp.link_of(line))
+        assert lw.link[lid2][3] == b"1" and int(lw.link[lid2][6]) == port, line
+        lw.got[lid2] = bytearray()
+        c2.sendall(b"bye")
+        c2.close()
+        assert lw.pump(lid2, 3, timeout=10) == b"bye"
+        # "<id>,CLOSED" once the data is read (it may already have come during the chain)
+        wait_for(lambda: not lw.active[lid2] or lw.on(lw.rx.event(5)), timeout=5)
+        assert not lw.active[lid2] and ("line", b"%d,CLOSED" % lid2) in lw.rx.log
+    finally:
+        c2.close()
+    # lwesp_set_server(0, ...): AT+CIPSERVER=0 (no second parameter)
+    t0 = time.monotonic()
+    assert lw.rx.lines(lw.ok("AT+CIPSERVER=0")) == []
+    assert time.monotonic() - t0 < 1.0
+    with pytest.raises(OSError):
+        wait_conn(host_ip, port).close()
+
+
+@pytest.mark.timeout(60)
+def test_lwesp_dns(dut, opts, host_ip, names):
+    """lwesp_dns.c (LWESP_CFG_DNS): lwesp_dns_set_config(1, s1, s2) -> AT+CIPDNS=1,"<s1>","<s2>"
+    (lwespi_send_string quoted); lwesp_dns_get_config -> AT+CIPDNS? read from data[8] by
+    lwespi_parse_number (enable) and lwespi_parse_ip twice; lwesp_dns_gethostbyname ->
+    AT+CIPDOMAIN="<host>" (escaped, quoted) within 20 s, "+CIPDOMAIN" read from +11 by
+    lwespi_parse_ip, ERROR -> lwespERR (CIPDOMAIN_SEND_EVT); lwesp_dns_set_config(0, ...) ->
+    AT+CIPDNS=0."""
+    a = names({"echo.test": {"A": [host_ip]}, "multi.test": {"A": ["10.1.0.1", "10.1.0.2"]}})
+    b = names({"echo.test": {"A": ["10.9.9.9"]}})
+    lw, _ = lwesp_reset(dut)
+    lwesp_join(lw, opts)
+    assert lw.rx.lines(lw.ok('AT+CIPDNS=1,"%s","%s"' % (a.host, b.host))) == []
+    rows = [x for x in lw.rx.lines(lw.ok("AT+CIPDNS?")) if x.startswith(b"+CIPDNS")]
+    assert len(rows) == 1, rows
+    en, p = lw_number(rows[0], 8)
+    s1, p = lw_ip(rows[0], p)
+    s2, p = lw_ip(rows[0], p)
+    assert (en, s1, s2) == (1, a.host, b.host), rows
+    for host, ip in (("echo.test", host_ip), ("multi.test", "10.1.0.1")):
+        t0 = time.monotonic()
+        evs = lw.ok('AT+CIPDOMAIN="%s"' % host, timeout=20)
+        assert time.monotonic() - t0 < 20
+        rows = [x for x in lw.rx.lines(evs) if x.startswith(b"+CIPDOMAIN")]
+        assert len(rows) == 1, evs
+        assert lw_ip(rows[0], 11) == (ip, len(rows[0])), rows
+    assert ("echo.test", "A") in a.names()
+    final, evs = lw.cmd('AT+CIPDOMAIN="no-such-name.test"', timeout=20)
+    assert final == b"ERROR" and not [x for x in lw.rx.lines(evs) if x.startswith(b"+CIPDOMAIN")], evs
+    assert lw.rx.lines(lw.ok("AT+CIPDNS=0")) == []
+    en, _ = lw_number([x for x in lw.rx.lines(lw.ok("AT+CIPDNS?")) if x.startswith(b"+CIPDNS")][0], 8)
+    assert en == 0
+
+
+@pytest.mark.timeout(60)
+def test_lwesp_sntp(dut, opts, ntp):
+    """lwesp_sntp.c (LWESP_CFG_SNTP): lwesp_sntp_set_config(1, 1, h1, NULL, NULL) ->
+    AT+CIPSNTPCFG=1,1,"<h1>" (lwespi_send_signed_number after a comma; empty hosts are left
+    out) within the message's 1,000 ms; "+TIME_UPDATED" -> LWESP_EVT_SNTP_TIME_UPDATED;
+    lwesp_sntp_gettime -> AT+CIPSNTPTIME? parsed by lwespi_parse_cipsntptime (into struct
+    tm); lwesp_sntp_get_config -> AT+CIPSNTPCFG? (lwespi_parse_sntp_cfg: enable and zone
+    from +12); lwesp_sntp_set_interval / get_interval -> AT+CIPSNTPINTV=<s> /
+    AT+CIPSNTPINTV? (lwespi_parse_cipsntpintv from +13)."""
+    srv = ntp(T0)
+    lw, _ = lwesp_reset(dut)
+    lwesp_join(lw, opts)
+    t0 = time.monotonic()
+    assert lw.rx.lines(lw.ok('AT+CIPSNTPCFG=1,1,"%s"' % srv.host)) == []
+    assert time.monotonic() - t0 < 1.0
+    lw_wait_line(lw, lambda x: x == b"+TIME_UPDATED", 10)
+    evs = lw.ok("AT+CIPSNTPTIME?", timeout=10)
+    rows = [x for x in lw.rx.lines(evs) if x.startswith(b"+CIPSNTPTIME")]
+    assert len(rows) == 1, evs
+    late = int(time.monotonic() - srv.replied[-1]) + 1
+    assert lw_sntptime(rows[0]) in [tm_of(T0 + 3600 + k) for k in range(late + 1)], rows
+    rows = [x for x in lw.rx.lines(lw.ok("AT+CIPSNTPCFG?")) if x.startswith(b"+CIPSNTPCFG")]
+    en, p = lw_number(rows[0], 12)
+    tz, p = lw_number(rows[0], p)
+    assert (en, tz) == (1, 1), rows
+    assert lw.rx.lines(lw.ok("AT+CIPSNTPINTV=15")) == []
+    rows = [x for x in lw.rx.lines(lw.ok("AT+CIPSNTPINTV?")) if x.startswith(b"+CIPSNTPINTV")]
+    assert lw_number(rows[0], 13)[0] == 15, rows
+    # a zone west of Greenwich: lwespi_send_signed_number writes the '-'
+    lw.ok('AT+CIPSNTPCFG=1,-5,"%s"' % srv.host)
+    rows = [x for x in lw.rx.lines(lw.ok("AT+CIPSNTPCFG?")) if x.startswith(b"+CIPSNTPCFG")]
+    assert lw_number(rows[0], 12)[0] == 1 and lw_number(rows[0], 14)[0] == -5, rows
+
+
+@pytest.mark.timeout(60)
+def test_lwesp_ping(dut, opts, host_ip):
+    """lwesp_ping.c lwesp_ping (LWESP_CFG_PING) -> lwesp_int.c LWESP_CMD_TCPIP_PING:
+    AT+PING="<host>" (lwespi_send_string escaped and quoted), "+PING" read by
+    lwespi_parse_ping_time (the number from +6), OK -> lwespOK within the message's 30 s."""
+    lw, _ = lwesp_reset(dut)
+    lwesp_join(lw, opts)
+    for host in (host_ip, "localhost"):
+        t0 = time.monotonic()
+        evs = lw.ok('AT+PING="%s"' % host, timeout=30)
+        assert time.monotonic() - t0 < 30
+        rows = [x for x in lw.rx.lines(evs) if x.startswith(b"+PING")]
+        assert len(rows) == 1 and re.fullmatch(rb"\+PING:\d+", rows[0]), evs
+        assert 1 <= lw_number(rows[0], 6)[0] < 1000, rows
 
 
 # =====================================================================================================
