@@ -7,7 +7,25 @@ None of their code is here. Each test sends what the driver's source writes,
 in its order, and checks every answer the way that driver parses it; the
 docstrings name the file and function replayed. Read at: lwESP c0b2791
 (v1.1.2-dev), WiFiEspAT 93f504b (2024-10), Zephyr esp.c 02d6d20 / esp_offload.c
-02d6d20 / esp.h 06758ff / esp_socket.c 0d240d3 / Kconfig.esp_at 684bc3b.
+02d6d20 / esp.h 06758ff / esp_socket.c 0d240d3 / Kconfig.esp_at 684bc3b; for the
+server, DNS, SNTP and ping dialogues also lwesp_server.c, lwesp_dns.c, lwesp_sntp.c,
+lwesp_ping.c, lwesp_parser.c and snippets/ at c0b2791, WiFiEspAT's WiFiServer.cpp,
+WiFi.cpp and examples/Special/SNTPTime at 93f504b, Zephyr esp.c deee9f9 /
+esp_offload.c 672b30a / esp.h 418384f (blob-store versions).
+
+Server, names, time and ping, per driver (one test for each the driver has):
+  lwESP      server, DNS (AT+CIPDNS, AT+CIPDOMAIN), SNTP (AT+CIPSNTPCFG,
+             AT+CIPSNTPTIME?, AT+CIPSNTPINTV), ping: all four (LWESP_CFG_DNS,
+             LWESP_CFG_SNTP, LWESP_CFG_PING are off by default; the tests replay
+             them switched on, as the examples' lwesp_opts.h do).
+  WiFiEspAT  server, DNS (AT+CIPDNS, AT+CIPDOMAIN), SNTP (AT+CIPSNTPCFG and
+             AT+SYSTIMESTAMP?, not AT+CIPSNTPTIME?), ping: all four. Its server
+             learns clients from "<id>,CONNECT" only (no AT+CIPSTATE?/+LINK_CONN).
+  Zephyr     DNS only, and not AT+CIPDOMAIN: with CONFIG_WIFI_ESP_AT_DNS_USE it reads
+             AT+CIPDNS? and resolves with Zephyr's own resolver over an offloaded UDP
+             socket. No server (esp_offload.c esp_listen and esp_accept return
+             -ENOTSUP), no SNTP (no AT+CIPSNTP* or AT+SYSTIMESTAMP anywhere in
+             esp.c/esp_offload.c, no Kconfig option), no ping (no AT+PING).
 """
 import os
 import re
@@ -1216,26 +1234,33 @@ def test_wifiespat_dns(dut, opts, host_ip, names):
 
 
 @pytest.mark.timeout(90)
-def test_wifiespat_sntp(dut, opts, ntp):
+def test_wifiespat_sntp(dut, opts, ntp, twin):
     """WiFi.sntp(server) -> EspAtDrvClass::sntpCfg: AT+CIPSNTPCFG=1,0,"<server>" (zone 0),
     readOK; then examples/Special/SNTPTime's loop: WiFi.getTime() -> sntpTime (AT 2):
     AT+SYSTIMESTAMP?, strtoul, once a second until it is past SECS_YR_2000; the time it
     gives must be the server's (the sketch's setTime takes it as UTC). "+TIME_UPDATED"
-    is just ignored by readRX."""
-    srv = ntp(T0)
+    is just ignored by readRX. On the ESP32 twin the RTC is already past 2000 before
+    the sync (test_wifiespat_sntp_unsynced_clock), so there the loop waits for the
+    server's time itself."""
+    t1 = T0 + 30 * 86400  # a time no other test's server gives (the twin's RTC survives resets)
+    srv = ntp(t1)
     e = EspAt(dut)
     e.reset()
     e.join(opts)
     e.maintain()
     assert e.send_command('AT+CIPSNTPCFG=1,0,"%s"' % srv.host) == b"OK"
+
+    def waiting(t):
+        return abs(t - t1) > 60 if twin else t < SECS_YR_2000
+
     deadline = time.monotonic() + 20
     t = espat_time(e)
-    while t < SECS_YR_2000 or abs(t - T0) > 86400:  # (the twin's RTC counts from 2000: see below)
+    while waiting(t):
         assert time.monotonic() < deadline, t
         time.sleep(1.0)  # delay(1000)
         t = espat_time(e)
     late = int(time.monotonic() - srv.replied[-1]) + 1
-    assert T0 <= t <= T0 + late, (t, late)
+    assert t1 <= t <= t1 + late, (t, late)
     assert e.probes == []
 
 
@@ -1403,6 +1428,7 @@ def zephyr_connect(z, opts):
     assert all(keys) and [k.group(1) for k in keys] == [b"ip", b"gateway", b"netmask"], sta
     dns = z.rx.lines(z.ok("AT+CIPDNS?"))
     assert re.match(rb'\+CIPDNS:[01](,"[0-9.]+")*$', dns[0]), dns  # on_cmd_cipdns: unquoted, net_addr_pton
+    return dns
 
 
 @pytest.mark.timeout(60)
@@ -1541,3 +1567,55 @@ def test_zephyr_active_64k_echo(dut, bulk, opts, host_ip):
         z.ok("AT+CIPCLOSE=0")
     finally:
         srv.close()
+
+
+def zephyr_cipdns(line):
+    """esp.c on_cmd_cipdns (CONFIG_WIFI_ESP_AT_DNS_USE): "+CIPDNS:" then up to 3 arguments
+    split at ','; after <enable>, each server str_unquote'd and net_addr_pton(AF_INET)'d into
+    dns_addresses, port 53, up to ESP_MAX_DNS, stopping at the first that does not parse."""
+    assert line.startswith(b"+CIPDNS:"), line
+    args = line[len(b"+CIPDNS:"):].split(b",")
+    out = []
+    for s in args[1:3]:
+        if s[:1] == b'"':
+            s = s[1:s.rindex(b'"')] if b'"' in s[1:] else s[1:]
+        try:
+            socket.inet_pton(socket.AF_INET, s.decode())
+        except (OSError, UnicodeDecodeError):
+            break
+        out.append(s.decode())
+    return out
+
+
+@pytest.mark.timeout(90)
+def test_zephyr_dns(dut, opts, host_ip, names):
+    """CONFIG_WIFI_ESP_AT_DNS_USE: esp.c esp_ip_addr_work asks AT+CIPDNS? after "WIFI GOT IP",
+    on_cmd_cipdns takes the servers and esp_dns_work hands them to Zephyr's own resolver
+    (dns_resolve_reconfigure); the driver has no AT+CIPDOMAIN. A getaddrinfo() then goes
+    out as DNS over an offloaded UDP socket (esp_offload.c): esp_bind with port 0 (kept,
+    unused), esp_sendto on the unconnected socket -> esp_connect -> _sock_connect:
+    AT+CIPSTART=<id>,"UDP","<server>",53; _sock_send: AT+CIPSEND=<id>,<len>,"<server>",53,
+    ">", the query, SEND OK; the answer as "+IPD,<id>,<len>:<message>" (on_cmd_ipd, active
+    mode); esp_put when the resolver lets the socket go: AT+CIPCLOSE=<id>. Zephyr never
+    sets the modem's DNS servers: the one a network would hand out is set here first."""
+    srv = names({"echo.test": {"A": [host_ip]}})
+    z, _ = zephyr_init(dut)
+    z.ok('AT+CIPDNS=1,"%s"' % srv.host)  # the bench's stand-in for the network's DNS server
+    dns = zephyr_connect(z, opts)
+    assert zephyr_cipdns(dns[0]) == [srv.host], dns
+    server = zephyr_cipdns(dns[0])[0]
+    query = DNSRecord.question("echo.test", "A")  # dns_msg_pack_query: RD, one question
+    z.ok('AT+CIPSTART=0,"UDP","%s",53' % server)
+    assert 0 in z.connected
+    z.send(0, query.pack(), udp=(server, 53))
+    deadline = time.monotonic() + 10
+    while not z.got[0]:
+        assert time.monotonic() < deadline, "no answer"
+        z.on(z.rx.event(5))
+    answer = DNSRecord.parse(bytes(z.got[0]))
+    assert answer.header.id == query.header.id and answer.header.rcode == 0 and answer.header.qr == 1
+    assert [(str(rr.rname).rstrip("."), QTYPE[rr.rtype], str(rr.rdata)) for rr in answer.rr] == [
+        ("echo.test", "A", host_ip)]
+    assert ("echo.test", "A") in srv.names()
+    evs = z.ok("AT+CIPCLOSE=0")
+    assert z.rx.lines(evs) == [b"0,CLOSED"]
