@@ -35,6 +35,8 @@ _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 _CAP_DEFAULT = 0x1000  # ESP-IDF esp_heap_caps.h MALLOC_CAP_DEFAULT (bit 12)
 _CAP_SPIRAM = 0x400  # MALLOC_CAP_SPIRAM (bit 10): a region only where PSRAM is fitted
 CLOCK_KNOWN = 1704067200  # 2024-01-01: a clock before this date has never been set
+_EPOCH_2000 = 946684800  # where the RTC starts at power-on, in seconds since 1970
+_UNSET_SPAN = 315360000  # 10 years: an RTC that near its power-on date has never been set
 
 FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
 
@@ -558,17 +560,29 @@ class Board:
 
     def rtc_now(self):
         """UTC seconds since 1970 from the RTC (kept across a soft reset). The
-        ESP32 port's time.time() counts from 2000 (MICROPY_EPOCH_IS_2000)."""
-        return time.time() + _EPOCH
+        ESP32 port's time.time() counts from 2000 (MICROPY_EPOCH_IS_2000), and its
+        RTC reads 2000-01-01 at power-on; ESP-AT's clock reads 1970-01-01 then
+        (ESP-IDF's time starts at 0), and hosts rely on it: WiFiEspAT's SNTPTime
+        example waits for AT+SYSTIMESTAMP? to pass 2000. So an RTC never set
+        since power-on is reported as ESP-AT's: seconds since power-on."""
+        t = time.time() + _EPOCH
+        up = t - _EPOCH_2000
+        return up if 0 <= up < _UNSET_SPAN else t
 
     def clock_set(self):
         """Is the RTC (what mbedTLS checks certificate dates against) set? At
         power-on it reads 2000-01-01."""
-        return self.rtc_now() >= CLOCK_KNOWN
+        return time.time() + _EPOCH >= CLOCK_KNOWN
 
     def rtc_set(self, secs):
-        """Set machine.RTC from SNTP (weekday: Monday is 0, as time.gmtime gives it)."""
-        y, mo, d, h, mi, s, wd = time.gmtime(int(secs) - _EPOCH)[:7]
+        """Set machine.RTC from SNTP or AT+SYSTIMESTAMP= (weekday: Monday is 0, as
+        time.gmtime gives it). A time in the first ten years from 1970 (a host
+        counting from power-on, as ESP-AT's clock does) is kept in the power-on
+        frame rtc_now() reads, from 2000-01-01, inside the port's 2000 epoch."""
+        secs = int(secs)
+        if secs < _UNSET_SPAN:
+            secs += _EPOCH_2000
+        y, mo, d, h, mi, s, wd = time.gmtime(secs - _EPOCH)[:7]
         machine.RTC().datetime((y, mo, d, wd, h, mi, s, 0))
 
     def dns_servers(self):
