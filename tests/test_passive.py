@@ -303,7 +303,8 @@ def test_windows_lent_only_while_data_waits(held, twin, host_ip):
     """Five passive links whose peers each send 20,000 bytes at once: a link holds
     a receive window only while unread data waits in it, and a board without
     PSRAM (the ESP32 twin: a WROOM) lends one at a time (links.Windows), so the
-    other links' data waits in their sockets. Every byte of every link arrives,
+    other links' data waits in their sockets (as it does when the heap has no
+    block for another window). Every byte of every link arrives,
     in order, as the host reads round the links."""
     d, srv = held
     size = 20000
@@ -316,7 +317,8 @@ def test_windows_lent_only_while_data_waits(held, twin, host_ip):
     for c, blob in zip(peers, data):
         threading.Thread(target=c.sendall, args=(blob,), daemon=True).start()
     most = 1 if twin else 5
-    d.read_until(re.compile(rb"(\+IPD,\d,\d+\r\n[\s\S]*){%d}" % most), timeout=10)
+    # (fewer than `most` when the heap has no 5,760-byte block left for the others)
+    d.read_until(re.compile(rb"\+IPD,\d,\d+\r\n"), timeout=10)
     d.quiet(0.5)
     r = d.cmd("AT+CIPRECVLEN?")
     lens = [int(x) for x in re.search(rb"\+CIPRECVLEN:([-\d,]+)", r).group(1).split(b",")]

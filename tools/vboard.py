@@ -100,7 +100,15 @@ def main(argv=None):
     p.add_argument("--aps", default=str(ROOT / "tools" / "aps.json"), help="simulated access points")
     p.add_argument("--ip", default="127.0.0.1", help="the station address the board reports")
     p.add_argument("--log", default=None, help="write the firmware's log port (stderr) to this file")
+    p.add_argument("--micropython", default=os.getenv("VBOARD_MICROPYTHON") or micropython(),
+                   help="the MicroPython to run (default .venv's unix port); e.g. a 32-bit build with "
+                        "lib/at frozen in (BENCHMARKS.md, \"Heap\")")
+    p.add_argument("--target", choices=("wroom", "wrover"), default=os.getenv("VBOARD_TARGET") or None,
+                   help="unix personality: the buffer sizes of this module (wroom: no PSRAM); the twin is a "
+                        "WROOM")
     args = p.parse_args(argv)
+    if args.heap == "auto" and os.getenv("VBOARD_HEAP"):
+        args.heap = os.getenv("VBOARD_HEAP")
 
     flash = pathlib.Path(args.flash).resolve()
     flash.mkdir(parents=True, exist_ok=True)
@@ -137,7 +145,9 @@ def main(argv=None):
     env["VBOARD_APS"] = str(pathlib.Path(args.aps).resolve())
     env["VBOARD_IP"] = args.ip
     log = open(args.log, "ab", buffering=0) if args.log else None
-    cmd = [micropython(), "-X", "heapsize=%s" % heap, str(ROOT / "main.py")]
+    if args.target:
+        env["VBOARD_TARGET"] = args.target
+    cmd = [args.micropython, "-X", "heapsize=%s" % heap, str(ROOT / "main.py")]
     fds = ()
     rtc = flash.parent / (flash.name + ".rtc")
     if twin:
@@ -145,7 +155,7 @@ def main(argv=None):
         env["MICROPYPATH"] = "%s:%s:.frozen:%s" % (twin_path, flash, libpath)
         env.update(TWIN_UART_FD=str(master), TWIN_UART_ID="1", TWIN_MPY=args.mpy, TWIN_RTC=str(rtc),
                    TWIN_STATS=str(flash.parent / (flash.name + ".stats.json")))
-        cmd = [micropython(), "-X", "heapsize=%s" % heap, str(TWIN / "run.py"), str(ROOT / "main.py")]
+        cmd = [args.micropython, "-X", "heapsize=%s" % heap, str(TWIN / "run.py"), str(ROOT / "main.py")]
         fds = (master,)
 
     def power_on():

@@ -17,6 +17,7 @@ RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
 READS_PER_TURN = 4  # reads of one TCP link per loop turn at most
 SMALL_READ = 256  # a TLS read when the heap has no block of RX_SIZE left
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
+RETRY_MS = 100  # a passive window the heap could not give: asked for again after this
 CONNECT_MS = 20000  # when CIPSTART gives no timeout
 HANDSHAKE_MS = 15000  # an SSL handshake that takes longer fails
 
@@ -39,29 +40,37 @@ def peer(addr):
 class Windows:
     """The passive receive buffers (ESP-AT's socket receive windows), lent to a
     link only while it holds data the host has not read: an idle passive link
-    holds none. At most `most` are out at once (a board without PSRAM lends
-    fewer than five); a link that finds none leaves its data in the socket (the
-    TCP window closes, the peer waits, nothing is lost) until one comes back.
-    One buffer given back is kept for the next, so a steady stream allocates
-    nothing."""
+    holds none. At most `most` are out at once (a board without PSRAM lends one);
+    a link that finds none leaves its data in the socket (the TCP window closes,
+    the peer waits, nothing is lost) until one comes back. `ready` of them are
+    allocated at boot, while the heap is in one piece (in a small, fragmented
+    heap a 5,760-byte block may never be found later); a buffer given back is
+    kept for the next link, so a steady stream allocates nothing."""
 
-    def __init__(self, size, most, wake):
+    def __init__(self, size, most, ready, wake, later):
         self.size = size
         self.most = most
         self.lent = 0
-        self.spare = None
+        self.keep = max(1, ready)
+        self.spares = [bytearray(size) for _ in range(ready)]
         self.waiting: "list[Any]" = []  # links stalled for want of a window
         self.wake = wake  # wake(link): read it again
+        self.later = later  # loop.later
+        self._retry = None
 
     def get(self, link):
-        b = self.spare
-        if b is not None:
-            self.spare = None
-        elif self.lent < self.most:
-            try:
-                b = bytearray(self.size)
-            except MemoryError:  # a fragmented heap: wait for one to come back
-                b = None
+        b = None
+        if self.lent < self.most:
+            if self.spares:
+                b = self.spares.pop()
+            else:
+                try:
+                    b = bytearray(self.size)
+                except MemoryError:
+                    # No block that big now: try again in a while (other links'
+                    # buffers, a finished send give heap back), or when one comes back.
+                    if self._retry is None:
+                        self._retry = self.later(RETRY_MS, self._again)
         if b is None:
             if link not in self.waiting:
                 self.waiting.append(link)
@@ -69,10 +78,15 @@ class Windows:
         self.lent += 1
         return b
 
+    def _again(self):
+        self._retry = None
+        if self.waiting:
+            self.wake(self.waiting.pop(0))
+
     def give(self, b):
         self.lent -= 1
-        if self.spare is None:
-            self.spare = b
+        if len(self.spares) < self.keep:
+            self.spares.append(b)
         if self.waiting:
             self.wake(self.waiting.pop(0))
 
@@ -190,7 +204,9 @@ class Net:
         self.sto = 180  # AT+CIPSTO, seconds
         self._sto_timer = None
         self.rxv = memoryview(sock.SCRATCH)[:RX_SIZE]  # active reads, shared (see sock.py)
-        self.windows = Windows(WINDOW, getattr(at.board, "windows", MAX_LINKS), self._window_back)
+        board = at.board
+        self.windows = Windows(WINDOW, getattr(board, "windows", MAX_LINKS), getattr(board, "windows_at_boot", 0),
+                               self._window_back, self.loop.later)
         self._paused = []
         self._on_drained = self._resume  # one bound method: when_drained keeps a callback once, by identity
         r = os.urandom(2)

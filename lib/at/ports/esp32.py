@@ -498,11 +498,12 @@ class Board:
         self.radio = Radio(hw["fail_hold_ms"], self.log)
         # A board without PSRAM (a WROOM) has a GC heap of 56 KB to start with and
         # the IDF heap needs the rest (BENCHMARKS.md "Heap"): lend one passive
-        # receive window (5,760 bytes) at a time instead of five (links.Windows),
-        # read the UART 1 KB at a time instead of 4 KB (at.app), and keep a UART
-        # backlog of 3 KB, one +IPD (at.output), instead of 4 KB.
+        # receive window (5,760 bytes, allocated at boot) at a time instead of five
+        # (links.Windows), read the UART 1 KB at a time instead of 4 KB (at.app),
+        # and keep a UART backlog of 3 KB, one +IPD (at.output), instead of 4 KB.
         big = self.heap(_CAP_SPIRAM)[3] > 0
         self.windows = 5 if big else 1
+        self.windows_at_boot = 0 if big else 1
         self.rx_chunk = 4096 if big else 1024
         self.backlog = 4096 if big else 3072
 
