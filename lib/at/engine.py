@@ -60,7 +60,7 @@ class Engine(Waits):
         self.board: "Any" = None  # the port's Board (uart, radio, log, reset ...)
         self.cfg: "Any" = None  # at.store.Store: settings
         self.net: "Any" = None  # at.links.Net: the link table
-        self.wifi: "Any" = None  # commands/wifi.py's Wifi watcher
+        self.wifi: "Any" = None  # at/wifi.py's Wifi, the station service
         self.table = {}
         self.rows = []
         self.echo = True

@@ -6,220 +6,11 @@
 # AP list on the virtual board).
 import time
 from at import parse
+from at.wifi import (Wifi, saved_opts, target, IDLE, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED,
+                     POLL_MS, JAP_TIMEOUT, HOSTNAME, COUNTRY, LAPOPT)
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_LENGTH
 
-# Radio states, as every port's radio.status() reports them.
-IDLE = 0
-CONNECTING = 1
-ASSOCIATED = 2
-GOT_IP = 3
-WRONG_PASSWORD = -2
-NO_AP = -3
-FAILED = -4
-
-POLL_MS = 100
 SCAN_POLL_MS = 20  # how often a background scan is looked at
-JAP_OPTS = (1, 3, 0, 1)  # defaults of reconn_interval, listen_interval, scan_mode, pmf
-JAP_TIMEOUT = 15
-HOSTNAME = "espressif"  # ESP-IDF's CONFIG_LWIP_LOCAL_HOSTNAME, what ESP-AT reports
-COUNTRY = (0, "01", 1, 11)  # ESP-IDF's default: world-safe, channels 1-11, policy auto
-LAPOPT = (0x7FF, -100, 0xFFFF)  # AT+CWLAPOPT <print mask>,<rssi filter>,<authmode mask>
-
-
-class Wifi:
-    """Watches the radio, prints WIFI CONNECTED / GOT IP / DISCONNECT on changes,
-    and reconnects after a link loss as AT+CWRECONNCFG says."""
-
-    def __init__(self, at):
-        self.at = at
-        self.radio = at.board.radio
-        self.state = 0  # AT+CWSTATE's <state>
-        self.ssid = ""
-        self._last = IDLE
-        self._timer = None
-        # AT+CWJAP's <reconn_interval>,<listen_interval>,<scan_mode>,<pmf>; the first
-        # is AT+CWRECONNCFG's <interval_second>, kept in the settings.
-        self.opts = list(JAP_OPTS)
-        self.joining = False  # an AT+CWJAP waits for the result: no reconnects of our own
-        self.target = None  # [ssid, pwd, bssid, threshold, scan_mode, timeout_s]
-        self._retry = None  # timer of the next reconnect attempt
-        self._tries = 0
-        self._deadline = None  # a background attempt (reconnect, power-on) gives up then
-        self.lapopt = list(LAPOPT)
-        self.sleep = 0  # AT+SLEEP
-        self.country = COUNTRY
-
-    def has_ip(self):
-        return self._last == GOT_IP
-
-    def start(self, target, background=False):
-        """Join an AP: target is [ssid, pwd, bssid, threshold, scan_mode, timeout_s].
-        background: not for an AT+CWJAP (power-on, a mode switch), so a failure is
-        retried as AT+CWRECONNCFG says."""
-        self._cancel_retry()
-        if self._last in (ASSOCIATED, GOT_IP):
-            had_ip = self._last == GOT_IP
-            self.radio.disconnect()
-            self._last = IDLE
-            self.at.reply("WIFI DISCONNECT")
-            if had_ip:
-                self._down()
-        self.ssid = target[0]
-        self.state = 3
-        self.target = target
-        self._tries = 0
-        self._attempt(background)
-
-    def _attempt(self, background=True):
-        t = self.target
-        if t is None:
-            return
-        self._deadline = time.ticks_add(time.ticks_ms(), t[5] * 1000) if background else None
-        self.radio.connect(t[0], t[1], t[2], t[3], t[4])
-        self._watch()
-
-    def stop(self):
-        self._cancel_retry()
-        self._deadline = None
-        was = self._last in (ASSOCIATED, GOT_IP)
-        had_ip = self._last == GOT_IP
-        self.radio.disconnect()
-        self._last = IDLE
-        self.state = 4 if was or self.state else 0
-        if had_ip:
-            self._down()
-        return was
-
-    def _down(self):
-        """The station lost its address: links without AT+CIPCONNPERSIST close."""
-        net = getattr(self.at, "net", None)
-        if net is not None:
-            net.netif_down()
-
-    def ip6(self):
-        """(link-local, global) IPv6 addresses when AT+CIPV6=1 and joined, else None."""
-        if not self.at.cfg.get("cipv6") or self._last != GOT_IP:
-            return None
-        return self.radio.ip6()
-
-    # -- reconnecting ---------------------------------------------------------------------
-    def _cancel_retry(self):
-        if self._retry is not None:
-            self.at.loop.cancel(self._retry)
-            self._retry = None
-
-    def _again(self):
-        """After a loss or a failed attempt: retry in <interval_second> unless
-        reconnecting is off or <repeat_count> attempts have been made."""
-        interval, repeat = self.at.cfg.get("cwreconncfg")
-        if self.target and interval and (not repeat or self._tries < repeat):
-            self.state = 3
-            self._cancel_retry()
-            self._retry = self.at.loop.later(interval * 1000, self._reconnect)
-        else:
-            self.state = 4
-
-    def _reconnect(self):
-        self._retry = None
-        self._tries += 1
-        self.at.log.write("at: wifi reconnect..(%d/%d)\n" % (self._tries, self.at.cfg.get("cwreconncfg")[1]))
-        self.state = 3
-        self._attempt()
-
-    def _gave_up(self):
-        """A background attempt failed: stop the radio's own retries, pace ours."""
-        if self._last == ASSOCIATED:  # associated, but no address in time
-            self.at.reply("WIFI DISCONNECT")
-        self.radio.disconnect()
-        self._last = IDLE
-        self._deadline = None
-        self._again()
-
-    def reconnect_now(self):
-        """AT+CWRECONNCFG's <reconnect_now>: only while there is no address."""
-        if self._last == GOT_IP or self.joining or self.at.cfg.get("cwmode") not in (1, 3):
-            return
-        if self.target is None:
-            ap = self.at.cfg.get("ap")
-            if not ap:
-                return
-            self.target = _target(ap)
-            self.ssid = ap[0]
-        self._cancel_retry()
-        self._tries = 0
-        self.state = 3
-        self._attempt()
-
-    # -- watching the radio ------------------------------------------------------------------
-    def tick(self):
-        """Read the radio; report changes; return its status."""
-        st = self.radio.status()
-        last = self._last
-        if st != last:
-            was = last in (ASSOCIATED, GOT_IP)
-            if st in (ASSOCIATED, GOT_IP) and not was:
-                self.at.reply("WIFI CONNECTED")
-            if st == GOT_IP:
-                self.at.reply("WIFI GOT IP")
-                self.state = 2
-                self._last = st
-                self._deadline = None
-                self._tries = 0
-                v6 = self.ip6()
-                if v6:
-                    self.at.reply("WIFI GOT IPv6 LL")
-                    if v6[1]:
-                        self.at.reply("WIFI GOT IPv6 GL")
-            elif st == ASSOCIATED:
-                self.state = 1
-                if last == GOT_IP:  # the lease is gone, the association stays
-                    self._last = st
-                    self._down()
-            elif was:
-                # The link is lost (beacon timeout, the AP went away).
-                self.at.reply("WIFI DISCONNECT")
-                self._last = st
-                if last == GOT_IP:
-                    self._down()
-                if self.joining:
-                    self.state = 4 if st != CONNECTING else 3
-                else:
-                    self._last = IDLE
-                    self._deadline = None
-                    self.radio.disconnect()
-                    self._again()
-                    return st
-            elif st < 0:
-                self.state = 4
-            self._last = st
-        if self._deadline is not None and not self.joining and st != GOT_IP:
-            if st < 0 or time.ticks_diff(self._deadline, time.ticks_ms()) <= 0:
-                self._gave_up()
-        return st
-
-    def _watch(self):
-        if self._timer is None:
-            self._timer = self.at.loop.later(POLL_MS, self._poll)
-
-    def _poll(self):
-        self._timer = None
-        st = self.tick()
-        if st in (CONNECTING, ASSOCIATED, GOT_IP):
-            self._watch()
-
-
-def _saved_opts(ap):
-    o = ap[3:7]
-    return o if len(o) == 4 else list(JAP_OPTS)
-
-
-def _target(ap):
-    """[ssid, pwd, bssid, threshold, scan_mode, timeout] of a saved AP
-    ([ssid, pwd, bssid, reconn, listen, scan_mode, pmf, jap_timeout, authmode])."""
-    o = _saved_opts(ap)
-    timeout = ap[7] if len(ap) > 7 else JAP_TIMEOUT
-    threshold = ap[8] if len(ap) > 8 else 0
-    return [ap[0], ap[1], ap[2], threshold, o[2], timeout]
 
 
 def _sap(at):
@@ -259,9 +50,9 @@ def init(at):
     r.set_pm(0)  # AT+SLEEP is not saved: awake at power-on, as ESP-AT
     ap = cfg.get("ap")
     if ap:
-        w.opts = _saved_opts(ap)
+        w.opts = saved_opts(ap)
         if cfg.get("cwautoconn") and mode in (1, 3):
-            w.start(_target(ap), background=True)
+            w.start(target(ap), background=True)
 
 
 # -- AT+CWMODE ----------------------------------------------------------------------------------
@@ -285,7 +76,7 @@ def s_cwmode(at, a):
         # is about power-on.
         ap = at.cfg.get("ap")
         if ap:
-            at.wifi.start(_target(ap), background=True)
+            at.wifi.start(target(ap), background=True)
 
 
 # -- AT+CWJAP -------------------------------------------------------------------------------------
@@ -340,10 +131,10 @@ def exe_cwjap(at):
     ap = at.cfg.get("ap")
     if not ap:
         raise fail(EXEC_FAIL)
-    t = _target(ap)
+    t = target(ap)
     # The last configuration, its <jap_timeout> too; the reconnect interval is
     # AT+CWRECONNCFG's as it is now.
-    return _join(at, t[0], t[1], t[2], t[5], _saved_opts(ap), t[3], False)
+    return _join(at, t[0], t[1], t[2], t[5], saved_opts(ap), t[3], False)
 
 
 def _join(at, ssid, pwd, bssid, timeout_s, opts, threshold, set_interval):

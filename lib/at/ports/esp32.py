@@ -40,9 +40,8 @@ _UNSET_SPAN = 315360000  # 10 years: an RTC that near its power-on date has neve
 
 FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
 
-# Radio states, as lib/at/commands/wifi.py reads radio.status().
-IDLE, CONNECTING, ASSOCIATED, GOT_IP = 0, 1, 2, 3
-WRONG_PASSWORD, NO_AP, FAILED = -2, -3, -4
+# Radio states: what radio.status() reports (named in at/wifi.py).
+from at.wifi import IDLE, CONNECTING, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED  # noqa: E402
 
 
 def hw_config(over=None):
