@@ -814,7 +814,7 @@ IMAGE = eval(IMAGE_EXPR)
 @pytest.mark.timeout(60)
 def test_esp32_image_to_next_partition(tmp_path):
     run_mp(tmp_path, """
-        from at import ota
+        from at import ota, errors
         img_data = %s
         e = {"path": "micropython.bin", "size": len(img_data), "sha256": sha(img_data)}
         img = ota.Image(e, BOARD)
@@ -843,13 +843,13 @@ def test_esp32_image_to_next_partition(tmp_path):
                 pass
             raise AssertionError("accepted")
         except ota.Fail as f:
-            assert f.ext == ota.E_HASH, f.msg
+            assert f.ext == errors.E_OTA_HASH, f.msg
         # an image bigger than the slot
         try:
             ota.Image({"path": "x", "size": 65 * 1024, "sha256": "0" * 64}, BOARD)
             raise AssertionError("accepted")
         except ota.Fail as f:
-            assert f.ext == ota.E_IMAGE
+            assert f.ext == errors.E_OTA_IMAGE
         # set_boot refuses what is not an app image
         img = ota.Image({"path": "x", "size": 4, "sha256": sha(b"nope")}, BOARD)
         img.write(b"nope")
@@ -859,19 +859,19 @@ def test_esp32_image_to_next_partition(tmp_path):
             img.boot()
             raise AssertionError("accepted")
         except ota.Fail as f:
-            assert f.ext == ota.E_IMAGE
+            assert f.ext == errors.E_OTA_IMAGE
     """ % IMAGE_EXPR)
     # no OTA slots (a factory-only partition table)
     other = tmp_path / "noota"
     other.mkdir()
     (other / "esp32_table.json").write_text(json.dumps([["factory", 0, 0, 0x10000, 65536]]))
     run_mp(other, """
-        from at import ota
+        from at import ota, errors
         try:
             ota.Image({"path": "x", "size": 10, "sha256": "0" * 64}, BOARD)
             raise AssertionError("accepted")
         except ota.Fail as f:
-            assert f.ext == ota.E_IMAGE and "OTA" in f.msg
+            assert f.ext == errors.E_OTA_IMAGE and "OTA" in f.msg
     """)
 
 
@@ -942,7 +942,7 @@ def test_esp32_loader_switches_image_and_marks_it_valid(tmp_path):
 @pytest.mark.timeout(60)
 def test_esp32_new_image_that_never_confirms_rolls_back(tmp_path):
     run_mp(tmp_path, """
-        from at import ota
+        from at import ota, errors
         data = %s
         img = ota.Image({"path": "m.bin", "size": len(data), "sha256": sha(data)}, BOARD)
         img.write(data)

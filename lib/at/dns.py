@@ -6,7 +6,7 @@ import os
 import socket
 import time
 from at import sock
-from at.errors import fail, EXEC_FAIL
+from at.errors import fail, EXEC_FAIL, E_DNS_NOT_FOUND
 
 A = 1
 AAAA = 28
@@ -14,7 +14,6 @@ CNAME = 5
 TRY_MS = 1500  # per server and attempt
 DEFAULT_MS = 10000  # a lookup with no <timeout> gives up after this
 DEFAULT_SERVERS = ["208.67.222.222", "114.114.114.114", "8.8.8.8"]  # AT+CIPDNS's defaults
-E_NOT_FOUND = 0x60  # ERR CODE extension: the name did not resolve
 
 
 def is_ipv4(s):
@@ -187,4 +186,4 @@ def lookup(at, name, prefer=1, timeout_ms=0):
             if done:
                 break
     at.log.write("at-net: unknown host: %s\n" % name)
-    raise fail(EXEC_FAIL, E_NOT_FOUND)
+    raise fail(EXEC_FAIL, E_DNS_NOT_FOUND)

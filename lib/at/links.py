@@ -8,7 +8,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy only
     from typing import Any
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, E_SSL_TIMEOUT
 from at import nested, dns, sock
 from at.sock import errno_of, EAGAIN
 
@@ -341,7 +341,7 @@ class Net:
             self.links[lid] = None
             s.close()
             self.at.log.write("at: SSL handshake on link %d failed: %r\n" % (lid, e))
-            ext = sslconf.E_TIMEOUT if aborted else sslconf.why(e)
+            ext = E_SSL_TIMEOUT if aborted else sslconf.why(e)
             err = e.args[0] if isinstance(e, OSError) and e.args and isinstance(e.args[0], int) else 0
             raise fail(EXEC_FAIL, ext, errno=err)
 

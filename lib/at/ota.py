@@ -19,8 +19,9 @@ import binascii
 from at import dns, sock
 from at.nested import wait_turn as nested_turn
 from at.errors import ATError, fail, EXEC_FAIL
-from at.commands import ota as cmd
-from at.commands.ota import FOUND, CONNECTED, GOT_VERSION, DONE, valid_version, rmtree
+from at.errors import (E_OTA_NO_SERVER, E_OTA_CONNECT, E_OTA_HTTP, E_OTA_VERSION, E_OTA_MANIFEST, E_OTA_HASH,
+                       E_OTA_TIMEOUT, E_OTA_FLASH, E_OTA_TLS, E_OTA_DOWNGRADE, E_OTA_IMAGE)
+from at.fwfiles import FOUND, CONNECTED, GOT_VERSION, DONE, valid_version, rmtree
 from at.fwstate import FW, read_state, write_state, running
 
 STAGING = FW + "/.staging"
@@ -34,17 +35,6 @@ BLOCK = 4096  # esp32.Partition's block
 
 
 # ERR CODE extensions (0x010a00xx, with AT+SYSLOG=1)
-E_NO_SERVER = 0x80  # no AT+CIUPDATESRV (or no <ssl port> for HTTPS)
-E_CONNECT = 0x81  # the connection failed or broke
-E_HTTP = 0x82  # the server answered something else than a 200 with Content-Length
-E_VERSION = 0x83  # no such version (or nothing in it for that firmware name)
-E_MANIFEST = 0x84  # the manifest is malformed or not for this board
-E_HASH = 0x85  # a file is not the one the manifest describes
-E_TIMEOUT = 0x86  # the 3-minute timeout
-E_FLASH = 0x87  # writing the filesystem failed
-E_TLS = 0x88  # HTTPS: no CA in client_ca.0, or the handshake failed
-E_DOWNGRADE = 0x89  # the newest version is older than this one (ask for it by name)
-E_IMAGE = 0x8A  # the MicroPython image could not be written or booted
 
 
 class Fail(Exception):
@@ -107,13 +97,14 @@ class Http:
     """GET over one kept-alive connection (HTTP/1.1, Content-Length bodies),
     plain or TLS, written as generators that yield what they wait for."""
 
-    def __init__(self, at, host, port, path, tls, deadline):
+    def __init__(self, at, host, port, path, tls, timeout_ms):
         self.at = at
         self.host = host
         self.port = port
         self.base = path
         self.tls = tls
-        self.deadline = deadline
+        self.timeout_ms = timeout_ms
+        self.deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
         self.addr = None
         self.fam = socket.AF_INET
         self.s = None  # the socket the loop polls
@@ -125,7 +116,7 @@ class Http:
     def left(self):
         ms = time.ticks_diff(self.deadline, time.ticks_ms())
         if ms <= 0:
-            raise Fail(E_TIMEOUT, "no end within the OTA timeout (%d s)" % (cmd.TIMEOUT_MS // 1000))
+            raise Fail(E_OTA_TIMEOUT, "no end within the OTA timeout (%d s)" % (self.timeout_ms // 1000))
         return ms
 
     def resolve(self):
@@ -156,16 +147,16 @@ class Http:
         from at import nested, sslconf, mfg
         ca = mfg.read("client_ca", "client_ca.0")
         if ca is None:
-            raise Fail(E_TLS, "HTTPS needs the server's CA in client_ca.0 (AT+SYSMFG)")
+            raise Fail(E_OTA_TLS, "HTTPS needs the server's CA in client_ca.0 (AT+SYSMFG)")
         if not self.at.board.clock_set():
-            raise Fail(E_TLS, "the clock is not set, the server's certificate dates cannot be checked: "
+            raise Fail(E_OTA_TLS, "the clock is not set, the server's certificate dates cannot be checked: "
                               "set it first (AT+CIPSNTPCFG)")
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
         try:
             for c in sslconf.der(ca):
                 ctx.load_verify_locations(c)
         except (ValueError, OSError, IndexError) as e:
-            raise Fail(E_TLS, "client_ca.0 does not parse: %r" % (e,))
+            raise Fail(E_OTA_TLS, "client_ca.0 does not parse: %r" % (e,))
         ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
         aborted = []
 
@@ -179,8 +170,8 @@ class Http:
         except Exception as e:
             if aborted:
                 self.left()
-                raise Fail(E_TIMEOUT, "TLS handshake timed out")
-            raise Fail(E_TLS, "TLS handshake with %s failed: %r" % (self.host, e))
+                raise Fail(E_OTA_TIMEOUT, "TLS handshake timed out")
+            raise Fail(E_OTA_TLS, "TLS handshake with %s failed: %r" % (self.host, e))
 
     def close(self):
         for x in (self.ss, self.s):
@@ -233,7 +224,7 @@ class Http:
                 return r
             self.close()
             if fresh:
-                raise Fail(E_HTTP, "the server closed the connection without an answer")
+                raise Fail(E_OTA_HTTP, "the server closed the connection without an answer")
 
     def _head(self):
         h = bytearray()
@@ -242,18 +233,18 @@ class Http:
             if i >= 0:
                 break
             if len(h) > HEAD_MAX:
-                raise Fail(E_HTTP, "response header too long")
+                raise Fail(E_OTA_HTTP, "response header too long")
             n = yield from self._read()
             if n == 0:
                 if not h:
                     return None
-                raise Fail(E_HTTP, "the connection ended in the response header")
+                raise Fail(E_OTA_HTTP, "the connection ended in the response header")
             h.extend(memoryview(self.buf)[:n])
         self.extra = bytes(h[i + 4:])
         lines = bytes(h[:i]).decode().split("\r\n")
         first = lines[0].split(" ")
         if len(first) < 2 or first[0][:7] != "HTTP/1." or not first[1].isdigit():
-            raise Fail(E_HTTP, "not an HTTP response: %r" % lines[0][:40])
+            raise Fail(E_OTA_HTTP, "not an HTTP response: %r" % lines[0][:40])
         status = int(first[1])
         self.keep = first[0] == "HTTP/1.1"
         length = -1
@@ -268,9 +259,9 @@ class Http:
             elif k == "connection":
                 self.keep = v.lower() == "keep-alive" or (self.keep and v.lower() != "close")
             elif k == "transfer-encoding" and v.lower() != "identity":
-                raise Fail(E_HTTP, "%s bodies are not supported: the server must send Content-Length" % v)
+                raise Fail(E_OTA_HTTP, "%s bodies are not supported: the server must send Content-Length" % v)
         if length < 0 and status == 200:
-            raise Fail(E_HTTP, "the answer has no Content-Length")
+            raise Fail(E_OTA_HTTP, "the answer has no Content-Length")
         return status, length
 
     def body(self, length, sink):
@@ -285,7 +276,7 @@ class Http:
         while got < length:
             n = yield from self._read()
             if n == 0:
-                raise Fail(E_CONNECT, "the server closed the connection after %d of %d bytes" % (got, length))
+                raise Fail(E_OTA_CONNECT, "the server closed the connection after %d of %d bytes" % (got, length))
             take = min(n, length - got)
             sink(memoryview(self.buf)[:take])
             got += take
@@ -300,10 +291,10 @@ class Http:
         status, length = yield from self.request(path)
         if status != 200:
             self.close()
-            raise Fail(E_VERSION if status == 404 else E_HTTP, "GET %s: HTTP %d" % (path, status))
+            raise Fail(E_OTA_VERSION if status == 404 else E_OTA_HTTP, "GET %s: HTTP %d" % (path, status))
         if want is not None and length != want:
             self.close()
-            raise Fail(E_HASH, "GET %s: %d bytes, the manifest says %d" % (path, length, want))
+            raise Fail(E_OTA_HASH, "GET %s: %d bytes, the manifest says %d" % (path, length, want))
         return length
 
     def fetch(self, path, maxlen):
@@ -311,7 +302,7 @@ class Http:
         length = yield from self._get(path)
         if length > maxlen:
             self.close()
-            raise Fail(E_HTTP, "GET %s: %d bytes is too long" % (path, length))
+            raise Fail(E_OTA_HTTP, "GET %s: %d bytes is too long" % (path, length))
         out = bytearray()
         yield from self.body(length, out.extend)
         return bytes(out)
@@ -324,7 +315,7 @@ class Http:
         if size is None:
             if n > maxlen:
                 self.close()
-                raise Fail(E_HTTP, "GET %s: %d bytes is too long" % (path, n))
+                raise Fail(E_OTA_HTTP, "GET %s: %d bytes is too long" % (path, n))
             size = n
         h = hashlib.sha256()
         f = open(dest, "wb")
@@ -334,14 +325,14 @@ class Http:
             try:
                 f.write(mv)
             except OSError as e:
-                raise Fail(E_FLASH, "writing %s: %r" % (dest, e))
+                raise Fail(E_OTA_FLASH, "writing %s: %r" % (dest, e))
 
         try:
             yield from self.body(size, sink)
         finally:
             f.close()
         if sha is not None and _hex(h) != sha:
-            raise Fail(E_HASH, "%s: SHA-256 mismatch" % path)
+            raise Fail(E_OTA_HASH, "%s: SHA-256 mismatch" % path)
 
     def fetch_image(self, path, img):
         yield from self._get(path, img.size)
@@ -367,13 +358,13 @@ class Image:
         try:
             self.part = board.image_next()
         except OSError:
-            raise Fail(E_IMAGE, "this board has no OTA app partition (flash an OTA build first)")
+            raise Fail(E_OTA_IMAGE, "this board has no OTA app partition (flash an OTA build first)")
         info = self.part.info()
         self.label = info[4]
         self.size = e["size"]
         self.sha = e["sha256"]
         if self.size > info[3]:
-            raise Fail(E_IMAGE, "image of %d bytes does not fit %s (%d)" % (self.size, self.label, info[3]))
+            raise Fail(E_OTA_IMAGE, "image of %d bytes does not fit %s (%d)" % (self.size, self.label, info[3]))
         self.buf = bytearray(BLOCK)
         self.n = 0
         self.blk = 0
@@ -393,7 +384,7 @@ class Image:
         try:
             self.part.writeblocks(self.blk, self.buf)
         except OSError as e:
-            raise Fail(E_IMAGE, "writing %s block %d: %r" % (self.label, self.blk, e))
+            raise Fail(E_OTA_IMAGE, "writing %s block %d: %r" % (self.label, self.blk, e))
         self.blk += 1
         self.n = 0
 
@@ -411,25 +402,25 @@ class Image:
             if b & 15 == 15:
                 yield 0
         if _hex(h) != self.sha:
-            raise Fail(E_HASH, "the image in %s does not match its SHA-256" % self.label)
+            raise Fail(E_OTA_HASH, "the image in %s does not match its SHA-256" % self.label)
 
     def boot(self):
         try:
             self.part.set_boot()  # ESP-IDF checks the image too
         except OSError as e:
-            raise Fail(E_IMAGE, "%s refused as boot partition: %r" % (self.label, e))
+            raise Fail(E_OTA_IMAGE, "%s refused as boot partition: %r" % (self.label, e))
 
 
 # -- the update ------------------------------------------------------------------------------------------
-def _client(at, mode):
+def _client(at, mode, timeout_ms):
     host, port, path, sport = at.cfg.get("ota_server")
     if not host:
-        raise Fail(E_NO_SERVER, "no update server: set one with AT+CIUPDATESRV")
+        raise Fail(E_OTA_NO_SERVER, "no update server: set one with AT+CIUPDATESRV")
     if mode == 1:
         if not sport:
-            raise Fail(E_NO_SERVER, "no HTTPS port: AT+CIUPDATESRV=<host>,<port>,<path>,<ssl port>")
+            raise Fail(E_OTA_NO_SERVER, "no HTTPS port: AT+CIUPDATESRV=<host>,<port>,<path>,<ssl port>")
         port = sport
-    return Http(at, host, port, path, mode == 1, time.ticks_add(time.ticks_ms(), cmd.TIMEOUT_MS))
+    return Http(at, host, port, path, mode == 1, timeout_ms)
 
 
 def _report(at, state):
@@ -449,10 +440,10 @@ def _guard(at, c, gen):
     except OSError as e:
         at.log.write("ota: network error %r talking to %s:%d\n" % (e, c.host, c.port) if c else
                      "ota: %r\n" % (e,))
-        raise fail(EXEC_FAIL, E_CONNECT, errno=e.args[0] if e.args and isinstance(e.args[0], int) else 0)
+        raise fail(EXEC_FAIL, E_OTA_CONNECT, errno=e.args[0] if e.args and isinstance(e.args[0], int) else 0)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
         at.log.write("ota: bad answer from the server: %r\n" % (e,))
-        raise fail(EXEC_FAIL, E_MANIFEST)
+        raise fail(EXEC_FAIL, E_OTA_MANIFEST)
     finally:
         if c is not None:
             c.close()
@@ -469,12 +460,13 @@ def _list(c):
     return vs
 
 
-def versions(at):
+def versions(at, timeout_ms):
     """Generator: the versions on the server, oldest first (AT+CIPFWVER?). Over
-    HTTPS when AT+CIUPDATESRV has an <ssl port>, else over HTTP."""
+    HTTPS when AT+CIUPDATESRV has an <ssl port>, else over HTTP; all of it within
+    timeout_ms."""
     c = None
     try:
-        c = _client(at, 1 if at.cfg.get("ota_server")[3] else 0)
+        c = _client(at, 1 if at.cfg.get("ota_server")[3] else 0, timeout_ms)
     except Fail as e:
         at.log.write("ota: %s\n" % e.msg)
         raise fail(EXEC_FAIL, e.ext)
@@ -487,14 +479,15 @@ def versions(at):
     return (yield from _guard(at, c, go()))
 
 
-def update(at, mode, version, name):
-    """Generator: AT+CIUPDATE. Writes +CIPUPDATE:1..4 as it goes; raises ATError
-    on failure (the reason on the log port), leaving the firmware as it was."""
+def update(at, mode, version, name, timeout_ms):
+    """Generator: AT+CIUPDATE, all of it within timeout_ms. Writes +CIPUPDATE:1..4
+    as it goes; raises ATError on failure (the reason on the log port), leaving
+    the firmware as it was."""
     import gc
     gc.collect()
     c = None
     try:
-        c = _client(at, mode)
+        c = _client(at, mode, timeout_ms)
     except Fail as e:
         at.log.write("ota: %s\n" % e.msg)
         raise fail(EXEC_FAIL, e.ext)
@@ -519,10 +512,10 @@ def _update(at, c, version, name):
     if version is None:
         vs = yield from _list(c)
         if not vs:
-            raise Fail(E_VERSION, "the server has no version")
+            raise Fail(E_OTA_VERSION, "the server has no version")
         version = vs[-1]
         if vkey(version) < vkey(mine):
-            raise Fail(E_DOWNGRADE, "the newest version on the server (%s) is older than this one (%s); "
+            raise Fail(E_OTA_DOWNGRADE, "the newest version on the server (%s) is older than this one (%s); "
                                     "name it to downgrade" % (version, mine))
     _stage()
     m = yield from _manifest(c, version)
@@ -553,15 +546,15 @@ def _manifest(c, version):
     with open(path) as f:
         m = json.load(f)
     if m.get("version") != version:
-        raise Fail(E_MANIFEST, "the manifest of %s says version %r" % (version, m.get("version")))
+        raise Fail(E_OTA_MANIFEST, "the manifest of %s says version %r" % (version, m.get("version")))
     paths = []
     for e in m["files"]:
         if not _safe_path(e["path"], "at") or not isinstance(e["size"], int) or len(e["sha256"]) != 64:
-            raise Fail(E_MANIFEST, "bad manifest entry %r" % (e,))
+            raise Fail(E_OTA_MANIFEST, "bad manifest entry %r" % (e,))
         paths.append(e["path"])
     for need in ("at/app.mpy", "at/version.mpy"):
         if need not in paths:
-            raise Fail(E_MANIFEST, "version %s has no %s" % (version, need))
+            raise Fail(E_OTA_MANIFEST, "version %s has no %s" % (version, need))
     return m
 
 
@@ -569,7 +562,7 @@ def _check_mpy(m, has_image):
     want = m.get("mpy")
     mine = getattr(sys.implementation, "_mpy", None)
     if want is not None and mine is not None and not has_image and want != mine & 0xFF:
-        raise Fail(E_MANIFEST, ".mpy version %d, this MicroPython loads version %d" % (want, mine & 0xFF))
+        raise Fail(E_OTA_MANIFEST, ".mpy version %d, this MicroPython loads version %d" % (want, mine & 0xFF))
 
 
 def _install(at, c, version, m):
@@ -580,7 +573,7 @@ def _install(at, c, version, m):
         if running_image(at.board) is None:
             at.log.write("ota: this port cannot flash a MicroPython image; installing the modules only\n")
         elif not _safe_path(e["path"]):
-            raise Fail(E_MANIFEST, "bad image entry %r" % (e,))
+            raise Fail(E_OTA_MANIFEST, "bad image entry %r" % (e,))
         else:
             img = Image(e, at.board)
     _check_mpy(m, img is not None)
@@ -601,7 +594,7 @@ def _install(at, c, version, m):
     # What the flash holds is what will run: read every file back and check it again.
     for e in m["files"]:
         if hash_file(STAGING + "/" + e["path"]) != e["sha256"]:
-            raise Fail(E_FLASH, "%s reads back wrong from flash" % e["path"])
+            raise Fail(E_OTA_FLASH, "%s reads back wrong from flash" % e["path"])
     yield 0
     _switch(at, version, img)
 
@@ -642,10 +635,10 @@ def _install_mfg(at, c, version, m, ns):
     from at import mfg
     keys = [e for e in m.get("mfg", ()) if e.get("ns") == ns]
     if not keys:
-        raise Fail(E_VERSION, "version %s has nothing for %s" % (version, ns))
+        raise Fail(E_OTA_VERSION, "version %s has nothing for %s" % (version, ns))
     for e in keys:
         if not _safe_path(e["key"]) or not 0 < e["size"] <= MFG_MAX or len(e["sha256"]) != 64:
-            raise Fail(E_MANIFEST, "bad mfg entry %r" % (e,))
+            raise Fail(E_OTA_MANIFEST, "bad mfg entry %r" % (e,))
     for e in keys:
         yield from c.fetch_file("%s/%s/mfg/%s/%s" % (c.base, version, ns, e["key"]),
                                 STAGING + "/" + e["key"], e["size"], e["sha256"])
@@ -654,7 +647,7 @@ def _install_mfg(at, c, version, m, ns):
         with open(STAGING + "/" + e["key"], "rb") as f:
             data = f.read()
         if _hex(hashlib.sha256(data)) != e["sha256"]:
-            raise Fail(E_FLASH, "%s reads back wrong from flash" % e["key"])
+            raise Fail(E_OTA_FLASH, "%s reads back wrong from flash" % e["key"])
         mfg.write(ns, e["key"], mfg.BINARY, data)
         at.log.write("ota: %s/%s updated from version %s\n" % (ns, e["key"], version))
     rmtree(STAGING)

@@ -6,19 +6,12 @@ import tls
 import binascii
 from at import mfg
 from at.errors import fail, EXEC_FAIL, E_NOT_HERE, E_CLOCK
+from at.errors import (E_SSL_HANDSHAKE, E_SSL_UNTRUSTED, E_SSL_NAME, E_SSL_EXPIRED, E_SSL_NO_CERT, E_SSL_BAD_CERT,
+                       E_SSL_CIPHER)
 
 MAX_LINKS = 5
 
 # ERR CODE extensions (0x010a00xx) for SSL failures
-E_HANDSHAKE = 0x50  # the peer or the protocol failed the handshake
-E_UNTRUSTED = 0x51  # the server's chain does not lead to the loaded CA
-E_NAME = 0x52  # the certificate is not for this name
-E_EXPIRED = 0x53  # the certificate is out of its validity period
-E_NO_CERT = 0x54  # a certificate, key or CA the mode needs is not provisioned
-E_BAD_CERT = 0x55  # a provisioned certificate or key does not parse
-E_TIMEOUT = 0x56  # the handshake took too long
-E_UNSUPPORTED = E_NOT_HERE  # the runtime cannot do it (ALPN, PSK on a release)
-E_CIPHER = 0x58  # no cipher suite in common with the settings
 
 # IANA numbers of the suites mbedTLS may offer (AT+CIPSSLCCIPHER speaks numbers;
 # MicroPython's SSLContext speaks names). Only those the runtime lists are used.
@@ -90,18 +83,18 @@ def der(data):
 def _cert(ns, idx, missing):
     data = mfg.read(ns, "%s.%d" % (ns, idx))
     if data is None:
-        raise fail(EXEC_FAIL, E_NO_CERT, lines=[missing])
+        raise fail(EXEC_FAIL, E_SSL_NO_CERT, lines=[missing])
     try:
         return der(data)
     except (ValueError, IndexError):
-        raise fail(EXEC_FAIL, E_BAD_CERT)
+        raise fail(EXEC_FAIL, E_SSL_BAD_CERT)
 
 
 def _load_chain(ctx, cert, key):
     try:
         ctx.load_cert_chain(cert[0], key[0])
     except (ValueError, OSError):
-        raise fail(EXEC_FAIL, E_BAD_CERT)
+        raise fail(EXEC_FAIL, E_SSL_BAD_CERT)
 
 
 def _load_ca(ctx, ca):
@@ -109,7 +102,7 @@ def _load_ca(ctx, ca):
         for c in ca:
             ctx.load_verify_locations(c)
     except (ValueError, OSError):
-        raise fail(EXEC_FAIL, E_BAD_CERT)
+        raise fail(EXEC_FAIL, E_SSL_BAD_CERT)
 
 
 def is_ip(host):
@@ -151,7 +144,7 @@ def client_context(at, lid, host):
         try:
             ctx.set_ciphers([SUITES[n] for n in st.ciphers[lid]])
         except (ValueError, OSError, KeyError):
-            raise fail(EXEC_FAIL, E_CIPHER)
+            raise fail(EXEC_FAIL, E_SSL_CIPHER)
     # mbedTLS takes one name for both SNI and the certificate check. When the
     # certificate is checked, that name is AT+CIPSSLCCN, else AT+CIPSSLCSNI (the
     # name the client asked the server for is the one it expects on the
@@ -161,7 +154,7 @@ def client_context(at, lid, host):
     if auth in (2, 3) and not psk:
         name = st.cn[lid] or sni or host
         if sni and sni != name:
-            raise fail(EXEC_FAIL, E_UNSUPPORTED)
+            raise fail(EXEC_FAIL, E_NOT_HERE)
     else:
         name = sni or (None if is_ip(host) else host)
     return ctx, name
@@ -184,8 +177,8 @@ def why(e):
     msg = str(e)
     if isinstance(e, ValueError):  # MicroPython reports verification failures so
         if "expired" in msg or "future" in msg:
-            return E_EXPIRED
+            return E_SSL_EXPIRED
         if "CN" in msg or "Common Name" in msg:
-            return E_NAME
-        return E_UNTRUSTED
-    return E_HANDSHAKE
+            return E_SSL_NAME
+        return E_SSL_UNTRUSTED
+    return E_SSL_HANDSHAKE

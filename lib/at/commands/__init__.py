@@ -43,6 +43,21 @@ def group(at, name):
     at.add(mod.COMMANDS)
 
 
+def drop(module):
+    """Forget a big service module once it is idle (at.ota, at.mdns): its code and
+    tables go back to the heap; the next use imports it again."""
+    import sys
+    import gc
+    import at
+
+    sys.modules.pop(module, None)
+    try:
+        delattr(at, module.split(".")[-1])
+    except AttributeError:
+        pass
+    gc.collect()
+
+
 def index_rows(name, index):
     later = Later(lambda at: group(at, name))
     return [(cmd,) + tuple(later if f == "1" else None for f in forms) for cmd, forms in index]

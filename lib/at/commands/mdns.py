@@ -4,13 +4,13 @@
 # at/mdns.py, imported on first use: a board that never runs AT+MDNS keeps
 # its heap.
 from at import parse
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM, PARA_LENGTH
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM, PARA_LENGTH, E_MDNS_NO_RESULT
 
 LABEL = 63  # a DNS label's limit (the spec's 64-byte buffers hold 63 and a NUL)
 TXT_MAX = 20  # <txt_number>: [1,20]
-E_NO_RESULT = 0x61  # ERR CODE extension: a query found nothing before its timeout
 
 _responder = None
+_queries = 0  # AT+MDNS=2 queries running (at/mdns.py stays while any does)
 
 
 def _label(a, i, default=parse.REQUIRED):
@@ -54,6 +54,11 @@ def _stop(at, a):
     if _responder is not None:
         _responder.stop()
         _responder = None
+        if not _queries:
+            # at/mdns.py (some 11 KB of heap as .mpy) goes until the next AT+MDNS
+            from at import commands
+
+            commands.drop("at.mdns")
 
 
 def _name(a, i, suffix=None):
@@ -82,10 +87,19 @@ def _query(at, a):
 
 
 def _run_query(at, kind, name, timeout, max_results):
+    global _queries
     from at import mdns
-    found = yield from mdns.query(at, kind, name, timeout, max_results, bool(at.wifi.ip6()))
+    _queries += 1
+    try:
+        found = yield from mdns.query(at, kind, name, timeout, max_results, bool(at.wifi.ip6()))
+    finally:
+        _queries -= 1
+        if not _queries and _responder is None:
+            from at import commands
+
+            commands.drop("at.mdns")
     if not found:
-        raise fail(EXEC_FAIL, E_NO_RESULT)
+        raise fail(EXEC_FAIL, E_MDNS_NO_RESULT)
     for b in found:
         at.write("+MDNS:%d,\r\n%s" % (len(b.encode()), b))
 

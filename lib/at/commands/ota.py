@@ -5,44 +5,15 @@
 # an update (or AT+CIPFWVER?) runs.
 #
 # The firmware's state files: at/fwstate.py.
-import os
 from at import parse, mfg
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
+from at.fwfiles import IDLE, FAILED, VERSION_MAX, valid_version
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, E_OTA_NO_SERVER
 
 # The spec: "The timeout of OTA process is 3 minutes", from the command to
 # +CIPUPDATE:4 (or its failure). Tests shorten it from a user_commands.py:
 #     from at.commands import ota; ota.TIMEOUT_MS = 4000
 TIMEOUT_MS = 3 * 60 * 1000
-VERSION_MAX = 64  # ESP-AT's ESP_AT_VERSION_LEN_MAX
 NAME_MAX = 64
-_VCHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._+-"
-
-# +CIPUPDATE:<state>
-IDLE, FOUND, CONNECTED, GOT_VERSION, DONE, FAILED = 0, 1, 2, 3, 4, -1
-E_NO_SERVER = 0x80  # ERR CODE extension: no AT+CIUPDATESRV (at/ota.py has the others)
-
-
-def rmtree(p):
-    """Remove a file or a folder with everything in it; nothing if it is not there."""
-    try:
-        mode = os.stat(p)[0]
-    except OSError:
-        return
-    if mode & 0x4000:  # S_IFDIR
-        for n in os.listdir(p):
-            rmtree(p + "/" + n)
-        os.rmdir(p)
-    else:
-        os.remove(p)
-
-
-def valid_version(v):
-    if not v or len(v) > VERSION_MAX or v[0] == "." or ".." in v:
-        return False
-    for c in v:
-        if c not in _VCHARS:
-            return False
-    return True
 
 
 # -- the group's state (loaded on first use; at/fwstate.py marks a new version good at boot) ------
@@ -76,7 +47,7 @@ def s_ciupdatesrv(at, a):
 def q_cipfwver(at):
     ota = _load(at.cfg.get("ota_server")[3])
     try:
-        vs = yield from ota.versions(at)
+        vs = yield from ota.versions(at, TIMEOUT_MS)
     finally:
         _unload()
     for v in vs:
@@ -98,15 +69,9 @@ def _load(tls):
 
 def _unload():
     """at/ota.py takes some 12-20 KB of heap: drop it once an update or a listing is over."""
-    import sys
-    import gc
-    import at
-    sys.modules.pop("at.ota", None)
-    try:
-        del at.ota
-    except AttributeError:
-        pass
-    gc.collect()
+    from at import commands
+
+    commands.drop("at.ota")
 
 
 # -- AT+CIUPDATE -----------------------------------------------------------------------------------------
@@ -139,7 +104,7 @@ def _start(at, mode, version, name, nb):
     srv = at.cfg.get("ota_server")
     if not srv[0] or (mode == 1 and not srv[3]):
         at.log.write("ota: no update server%s: set it with AT+CIUPDATESRV\n" % (" for HTTPS" if srv[0] else ""))
-        raise fail(EXEC_FAIL, E_NO_SERVER)
+        raise fail(EXEC_FAIL, E_OTA_NO_SERVER)
     if nb:
         # OK first, then +CIPUPDATE:1..4 (or -1) as the update goes.
         at.then(lambda: _background(at, mode, version, name))
@@ -151,7 +116,7 @@ def _blocking(at, mode, version, name):
     ota = _load(mode)
     at.ota_busy = True
     try:
-        yield from ota.update(at, mode, version, name)
+        yield from ota.update(at, mode, version, name, TIMEOUT_MS)
     except BaseException:
         at.ota_state = FAILED
         raise
@@ -178,7 +143,7 @@ def _background(at, mode, version, name):
             at.reply("+CIPUPDATE:-1")
 
     at.ota_task = at.ota_busy = True  # taken before the task's first step can finish
-    t = Task(at.loop, ota.update(at, mode, version, name), done)
+    t = Task(at.loop, ota.update(at, mode, version, name, TIMEOUT_MS), done)
     if at.ota_task is not None:
         at.ota_task = t
 

@@ -7,10 +7,9 @@ import os
 import socket
 import time
 from at import parse, dns, caps
-from at.errors import ATError, fail, not_here, EXEC_FAIL
+from at.errors import ATError, fail, not_here, EXEC_FAIL, E_PING_NO_ICMP
 
 TIMEOUT_MS = 3000
-E_NO_ICMP = 0x70  # ERR CODE extension: no ICMP socket can be opened here
 PAYLOAD = b"micropython-at-ping-0123456789ab"  # 32 bytes, like ESP-IDF's default
 _TIMEOUT = ["+PING:TIMEOUT"]
 
@@ -55,7 +54,7 @@ def _ping(at, host):
     s, raw = _open(v6)
     if s is None:
         at.log.write("at: AT+PING: no ICMP socket (needs root or net.ipv4.ping_group_range)\n")
-        raise fail(EXEC_FAIL, E_NO_ICMP)
+        raise fail(EXEC_FAIL, E_PING_NO_ICMP)
     try:
         s.setblocking(False)
         ident = int.from_bytes(os.urandom(2), "big")

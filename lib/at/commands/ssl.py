@@ -2,7 +2,7 @@
 # AT+CIPSSLCCN, AT+CIPSSLCSNI, AT+CIPSSLCALPN, AT+CIPSSLCPSK, AT+CIPSSLCPSKHEX,
 # and the deprecated AT+CIPSSLSIZE. The TLS contexts are built in at/sslconf.py.
 from at import parse, sslconf, caps
-from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM
+from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM, E_NOT_HERE
 from at.links import MAX_LINKS
 
 _DEFAULT = [0, 0, 0]  # auth_mode, pki_number, ca_number
@@ -84,7 +84,7 @@ def s_cipsslcalpn(at, a):
     if n:
         # MicroPython's tls module cannot put ALPN in the ClientHello (and the
         # ESP32 build has it compiled out): refuse rather than pretend.
-        raise fail(EXEC_FAIL, sslconf.E_UNSUPPORTED)
+        raise fail(EXEC_FAIL, E_NOT_HERE)
 
 
 def _psk_query(hexform):
