@@ -46,3 +46,57 @@ def test_on_use_index_matches_the_groups():
                        env={"MICROPYPATH": str(ROOT / "lib")}, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]", "ON_USE must read: %s" % r.stdout
+
+
+def _module_imports(path):
+    """The at.* modules a module imports when it is imported (not inside functions)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    pkg = ".".join(path.relative_to(ROOT / "lib").with_suffix("").parts)
+    if path.name == "__init__.py":
+        pkg = pkg.rsplit(".", 1)[0]
+    out = set()
+    body = list(tree.body)
+    while body:
+        node = body.pop(0)
+        if isinstance(node, (ast.If, ast.Try)):  # TYPE_CHECKING blocks, fallbacks
+            body.extend(node.body)
+            continue
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("at"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("at"):
+            out.add(node.module)
+            for a in node.names:  # "from at import dns": the submodule
+                sub = node.module + "." + a.name
+                if (ROOT / "lib" / (sub.replace(".", "/") + ".py")).exists() or \
+                        (ROOT / "lib" / sub.replace(".", "/")).is_dir():
+                    out.add(sub)
+    out.discard(pkg)
+    return out
+
+
+def test_no_import_cycles():
+    """Issue 15: no module of lib/at imports, at import time, a module that imports
+    it back (directly or round a longer loop)."""
+    mods = {}
+    for p in sorted((ROOT / "lib" / "at").rglob("*.py")):
+        name = ".".join(p.relative_to(ROOT / "lib").with_suffix("").parts)
+        if p.name == "__init__.py":
+            name = name.rsplit(".", 1)[0]
+        mods[name] = {m for m in _module_imports(p) if m != "at"}
+    cycles = []
+
+    def visit(m, stack):
+        for n in sorted(mods.get(m, ())):
+            if n in stack:
+                cycles.append(stack[stack.index(n):] + [n])
+            elif n not in done:
+                visit(n, stack + [n])
+        done.add(m)
+
+    done = set()
+    for m in sorted(mods):
+        if m not in done:
+            visit(m, [m])
+    assert not cycles, cycles
