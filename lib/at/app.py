@@ -37,7 +37,7 @@ def run(board):
         # Read the UART again unless a full sink (or a host that never reads) holds it.
         if at.out.full():
             at.out.when_drained(resume)
-        elif at._held is None:
+        elif not at.holding():
             loop.on_read(uart.obj, on_uart)
 
     def on_uart(obj, ev):
@@ -53,7 +53,7 @@ def run(board):
             if not n:
                 return
             at.feed(rx, n)
-            if n < chunk or at._held is not None or at.out.full():
+            if n < chunk or at.holding() or at.out.full():
                 return
 
     def pause():

@@ -155,6 +155,10 @@ class Engine(Waits):
                 return
             pos = p
 
+    def holding(self):
+        """Is UART input held back (a full sink)? The UART is not read meanwhile."""
+        return self._held is not None
+
     def unhold(self):
         """The sink has room again: feed what was held, then read the UART again."""
         h = self._held

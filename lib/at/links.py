@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # mypy only
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, E_SSL_TIMEOUT
 from at import nested, dns, sock
 from at.sock import errno_of, EAGAIN
+from at.loop import POLLERR
 
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
@@ -396,7 +397,7 @@ class Net:
         self.server = [s, port, typ, ca, netif]
         self.server_ctx = ctx
         self.loop.on_read(s, self._accept)
-        self._arm_sto()
+        self.arm_sto()
 
     def unlisten(self, close_clients):
         s = self.server[0]
@@ -439,7 +440,7 @@ class Net:
         self.attach(link)
         self.announce(link)
 
-    def _arm_sto(self):
+    def arm_sto(self):
         if self._sto_timer is None and self.sto and (self.server or self.count(1)):
             self._sto_timer = self.loop.later(1000, self._check_sto)
 
@@ -453,7 +454,7 @@ class Net:
         for link in self.links:
             if link is not None and link.server and time.ticks_diff(now, link.last) >= limit:
                 self.close(link)
-        self._arm_sto()
+        self.arm_sto()
 
     # -- closing ---------------------------------------------------------------------------
     def close(self, link, report=True):
@@ -476,9 +477,8 @@ class Net:
             self.windows.forget(link)
             link.rxb.release()
             link.rxb = None
-        if self.at.waiting_on(link.sock):
-            # A command waits on this socket (a send): wake it so it fails now.
-            self.at._ready(link.sock, 0x08)
+        # A command that waits on this socket (a send) is woken, so it fails now.
+        self.at.wake(link.sock, POLLERR)
         if report:
             self.at.reply(self.prefix(link) + "CLOSED")
         if pt is not None and link is pt.link:

@@ -118,6 +118,10 @@ class Sntp:
     def names(self):
         return self.servers or DEFAULT_SERVERS
 
+    def waiting(self):
+        """Between two rounds (the next one is on a timer, AT+CIPSNTPINTV's)."""
+        return self._timer is not None
+
     def start(self):
         self.stop()
         if self.enabled:

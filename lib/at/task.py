@@ -38,6 +38,12 @@ class Waits:
     def waiting_on(self, obj):
         return obj is not None and self._obj is obj
 
+    def wake(self, obj, ev):
+        """Resume what waits on obj now with the poll event ev (e.g. its socket
+        was closed under it: POLLERR)."""
+        if self.waiting_on(obj):
+            self._ready(obj, ev)
+
     def _unwait(self):
         if self._timer is not None:
             self.loop.cancel(self._timer)

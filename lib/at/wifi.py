@@ -48,6 +48,17 @@ class Wifi:
     def has_ip(self):
         return self._last == GOT_IP
 
+    def join_failed(self):
+        """An AT+CWJAP that ends without an address: take the station down (no
+        retries of the radio's own); True if it was associated meanwhile (the host
+        was told WIFI CONNECTED and is now owed a WIFI DISCONNECT)."""
+        self.joining = False
+        was = self._last in (ASSOCIATED, GOT_IP)
+        self.radio.disconnect()
+        self._last = IDLE
+        self.state = 4
+        return was
+
     def start(self, target, background=False):
         """Join an AP: target is [ssid, pwd, bssid, threshold, scan_mode, timeout_s].
         background: not for an AT+CWJAP (power-on, a mode switch), so a failure is

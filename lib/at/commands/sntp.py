@@ -49,7 +49,7 @@ def q_cipsntpintv(at):
 def s_cipsntpintv(at, a):
     parse.count(a, 1, 1)
     at.sntp.interval = parse.num(a, 0, 15, 4294967)
-    if at.sntp.enabled and at.sntp._timer is not None:
+    if at.sntp.enabled and at.sntp.waiting():
         at.sntp.start()
 
 

@@ -326,7 +326,7 @@ def q_cipsto(at):
 def s_cipsto(at, a):
     parse.count(a, 1, 1)
     at.net.sto = parse.num(a, 0, 0, 7200)
-    at.net._arm_sto()
+    at.net.arm_sto()
 
 
 # -- passive receive ----------------------------------------------------------------------------------

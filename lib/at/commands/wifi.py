@@ -6,7 +6,7 @@
 # AP list on the virtual board).
 import time
 from at import parse
-from at.wifi import (Wifi, saved_opts, target, IDLE, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED,
+from at.wifi import (Wifi, saved_opts, target, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED,
                      POLL_MS, JAP_TIMEOUT, HOSTNAME, COUNTRY, LAPOPT)
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_LENGTH
 
@@ -155,12 +155,7 @@ def _join(at, ssid, pwd, bssid, timeout_s, opts, threshold, set_interval):
         if st == GOT_IP:
             break
         if st < 0 or time.ticks_diff(deadline, time.ticks_ms()) <= 0:
-            w.joining = False
-            was = w._last in (ASSOCIATED, GOT_IP)
-            w.radio.disconnect()
-            w._last = IDLE
-            w.state = 4
-            if was:
+            if w.join_failed():
                 # Associated but no IP before the timeout: the station is taken
                 # down, and the host, told WIFI CONNECTED, is told so after ERROR.
                 at.then(lambda: at.reply("WIFI DISCONNECT"))
