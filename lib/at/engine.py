@@ -39,6 +39,7 @@ class _Data:
     pass
 
 
+PROMPT = b"\r\nOK\r\n\r\n>"  # a command that takes data: OK, then ">" (at.data, at.stream)
 DATA = _Data()
 STREAM = _Data()
 
@@ -117,16 +118,22 @@ class Engine(Waits):
     def writable(obj, ms=-1):
         return (obj, _OUT, ms)
 
-    def data(self, n):
+    def data(self, n, prompt=True):
         """Collect n (at most DATA_MAX) raw bytes from the UART (the ">" phase) into
-        the one data buffer; resumes with a memoryview of them."""
+        the one data buffer, after OK and the ">" prompt; resumes with a
+        memoryview of them."""
+        if prompt:
+            self.write(PROMPT)
         self._dneed = n
         self._dlen = 0
         return DATA
 
-    def stream(self, sink):
-        """Give every UART byte to sink(buf, pos, end) -> new pos (or -1: "full,
-        hold the rest") until the owner calls at.resume(result)."""
+    def stream(self, sink, prompt=True):
+        """After OK and the ">" prompt, give every UART byte to sink(buf, pos, end)
+        -> new pos (or -1: "full, hold the rest") until the owner calls
+        at.resume(result)."""
+        if prompt:
+            self.write(PROMPT)
         self._stream = sink
         return STREAM
 

@@ -71,7 +71,5 @@ class Passthrough(Pump):
 
 def run(at, link, prompt=True):
     """The handler body of AT+CIPSEND in passthrough mode (a generator)."""
-    if prompt:
-        at.write(b"\r\nOK\r\n\r\n>")
     pt = Passthrough(at, link)
-    return (yield at.stream(pt.guard.sink))
+    return (yield at.stream(pt.guard.sink, prompt))

@@ -1,5 +1,5 @@
-# Command groups, each a module with a COMMANDS list of rows
-# (name, test, query, set, execute) like ESP-AT's esp_at_cmd_t, in ESP-AT's order.
+# Command groups, each a module with a COMMANDS list of rows, row(name, test=,
+# query=, set=, execute=) like ESP-AT's esp_at_cmd_t, in ESP-AT's order.
 #
 # CORE groups are imported at boot. The others are imported when one of their
 # commands first arrives: ON_USE names their commands and which of the four
@@ -41,6 +41,12 @@ def group(at, name):
     if hasattr(mod, "init"):
         mod.init(at)
     at.add(mod.COMMANDS)
+
+
+def row(name, test=None, query=None, set=None, execute=None):
+    """One command's row, as ESP-AT's esp_at_cmd_t: its name and the handler of
+    each form it has (AT+X=?, AT+X?, AT+X=..., AT+X)."""
+    return (name, test, query, set, execute)
 
 
 def drop(module):

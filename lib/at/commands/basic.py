@@ -4,6 +4,7 @@ import sys
 from at import parse
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 from at.version import VERSION, AT_VERSION, BUILD
+from at.commands import row
 
 
 def exe_at(at):
@@ -178,20 +179,19 @@ def s_uart_def(at, a):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("", None, None, None, exe_at),
-    ("E0", None, None, None, exe_e0),
-    ("E1", None, None, None, exe_e1),
-    ("+RST", None, None, None, exe_rst),
-    ("+GMR", None, None, None, exe_gmr),
-    ("+CMD", None, q_cmd, None, None),
-    ("+RESTORE", None, None, None, exe_restore),
-    ("+SYSSTORE", None, q_sysstore, s_sysstore, None),
-    ("+SYSMSG", None, q_sysmsg, s_sysmsg, None),
-    ("+SYSLOG", None, q_syslog, s_syslog, None),
-    ("+SYSRAM", None, q_sysram, s_sysram, None),
-    ("+RFPOWER", None, q_rfpower, s_rfpower, None),
-    ("+SYSTIMESTAMP", None, q_systimestamp, s_systimestamp, None),
-    ("+UART_CUR", None, q_uart_cur, s_uart_cur, None),
-    ("+UART_DEF", None, q_uart_def, s_uart_def, None),
+    row("", execute=exe_at),
+    row("E0", execute=exe_e0),
+    row("E1", execute=exe_e1),
+    row("+RST", execute=exe_rst),
+    row("+GMR", execute=exe_gmr),
+    row("+CMD", query=q_cmd),
+    row("+RESTORE", execute=exe_restore),
+    row("+SYSSTORE", query=q_sysstore, set=s_sysstore),
+    row("+SYSMSG", query=q_sysmsg, set=s_sysmsg),
+    row("+SYSLOG", query=q_syslog, set=s_syslog),
+    row("+SYSRAM", query=q_sysram, set=s_sysram),
+    row("+RFPOWER", query=q_rfpower, set=s_rfpower),
+    row("+SYSTIMESTAMP", query=q_systimestamp, set=s_systimestamp),
+    row("+UART_CUR", query=q_uart_cur, set=s_uart_cur),
+    row("+UART_DEF", query=q_uart_def, set=s_uart_def),
 ]

@@ -1,6 +1,7 @@
 # Names (TCP-IP_AT_Commands.rst): AT+CIPDNS and AT+CIPDOMAIN. The resolver is at/dns.py.
 from at import parse, dns, caps
 from at.errors import ATError, code, not_here, PARA_INVALID
+from at.commands import row
 
 
 def q_cipdns(at):
@@ -43,7 +44,6 @@ def _domain(at, name, prefer, timeout, show_all):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CIPDNS", None, q_cipdns, s_cipdns, None),
-    ("+CIPDOMAIN", None, None, s_cipdomain, None),
+    row("+CIPDNS", query=q_cipdns, set=s_cipdns),
+    row("+CIPDOMAIN", set=s_cipdomain),
 ]

@@ -5,6 +5,7 @@
 # its heap.
 from at import parse
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM, PARA_LENGTH, E_MDNS_NO_RESULT
+from at.commands import row
 
 LABEL = 63  # a DNS label's limit (the spec's 64-byte buffers hold 63 and a NUL)
 TXT_MAX = 20  # <txt_number>: [1,20]
@@ -114,6 +115,5 @@ def s_mdns(at, a):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+MDNS", None, None, s_mdns, None),
+    row("+MDNS", set=s_mdns),
 ]

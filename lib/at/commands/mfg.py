@@ -3,6 +3,7 @@
 from at import parse, mfg
 from at.engine import DATA_MAX
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
+from at.commands import row
 
 # NVS integer types: (lowest, highest)
 _INT = {1: (0, 0xFF), 2: (-0x80, 0x7F), 3: (0, 0xFFFF), 4: (-0x8000, 0x7FFF),
@@ -69,12 +70,10 @@ def s_sysmfg(at, a):
 
 
 def _write(at, ns, key, typ, n):
-    at.write(b"\r\nOK\r\n\r\n>")
     data = yield at.data(n)
     mfg.write(ns, key, typ, bytes(data))
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+SYSMFG", None, q_sysmfg, s_sysmfg, None),
+    row("+SYSMFG", query=q_sysmfg, set=s_sysmfg),
 ]

@@ -3,6 +3,7 @@
 # answer ERROR with ERR CODE 0x010a0057 ("not supported here", at AT+SYSLOG=1)
 # instead of looking like commands that do not exist. README "Compatibility".
 from at.errors import not_here
+from at.commands import row
 
 
 def _no(at, a=None):
@@ -10,9 +11,8 @@ def _no(at, a=None):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CWSTARTSMART", None, None, _no, _no),  # SmartConfig (ESP-TOUCH, AirKiss)
-    ("+CWSTOPSMART", None, None, None, _no),
-    ("+WPS", None, None, _no, None),
-    ("+CWJEAP", None, _no, _no, None),  # WPA2-Enterprise
+    row("+CWSTARTSMART", set=_no, execute=_no),  # SmartConfig (ESP-TOUCH, AirKiss)
+    row("+CWSTOPSMART", execute=_no),
+    row("+WPS", set=_no),
+    row("+CWJEAP", query=_no, set=_no),  # WPA2-Enterprise
 ]

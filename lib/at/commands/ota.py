@@ -8,6 +8,7 @@
 from at import parse, mfg
 from at.fwfiles import IDLE, FAILED, VERSION_MAX, valid_version
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, E_OTA_NO_SERVER
+from at.commands import row
 
 # The spec: "The timeout of OTA process is 3 minutes", from the command to
 # +CIPUPDATE:4 (or its failure). Tests shorten it from a user_commands.py:
@@ -154,8 +155,7 @@ def _reset(at):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CIUPDATESRV", None, q_ciupdatesrv, s_ciupdatesrv, None),
-    ("+CIPFWVER", None, q_cipfwver, None, None),
-    ("+CIUPDATE", None, q_ciupdate, s_ciupdate, exe_ciupdate),
+    row("+CIUPDATESRV", query=q_ciupdatesrv, set=s_ciupdatesrv),
+    row("+CIPFWVER", query=q_cipfwver),
+    row("+CIUPDATE", query=q_ciupdate, set=s_ciupdate, execute=exe_ciupdate),
 ]

@@ -5,6 +5,7 @@
 from at import parse, passthrough
 from at.errors import ATError, fail, EXEC_FAIL
 from at.task import Task
+from at.commands import row
 
 CLIENT_TYPES = ("TCP", "TCPv6", "UDP", "UDPv6", "SSL", "SSLv6")
 
@@ -74,8 +75,7 @@ def _boot(at, saved):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+TRANSINTVL", None, q_transintvl, s_transintvl, None),
-    ("+CIPRECONNINTV", None, q_cipreconnintv, s_cipreconnintv, None),
-    ("+SAVETRANSLINK", None, None, s_savetranslink, None),
+    row("+TRANSINTVL", query=q_transintvl, set=s_transintvl),
+    row("+CIPRECONNINTV", query=q_cipreconnintv, set=s_cipreconnintv),
+    row("+SAVETRANSLINK", set=s_savetranslink),
 ]

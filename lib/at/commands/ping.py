@@ -8,6 +8,7 @@ import socket
 import time
 from at import parse, dns, caps
 from at.errors import ATError, fail, not_here, EXEC_FAIL, E_PING_NO_ICMP
+from at.commands import row
 
 TIMEOUT_MS = 3000
 PAYLOAD = b"micropython-at-ping-0123456789ab"  # 32 bytes, like ESP-IDF's default
@@ -90,6 +91,5 @@ def _ping(at, host):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+PING", None, None, s_ping, None),
+    row("+PING", set=s_ping),
 ]

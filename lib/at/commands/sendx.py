@@ -6,6 +6,7 @@ from at import parse
 from at.engine import DATA_MAX
 from at.pump import Pump
 from at.commands.tcpip import send_args, send_result, dest_addr
+from at.commands import row
 
 SEND_OK = b"\r\nSEND OK\r\n"
 SEND_FAIL = b"\r\nSEND FAIL\r\n"
@@ -60,7 +61,6 @@ def s_cipsendex(at, a):
 
 def _sendex(at, link, n, dest):
     dest = yield from dest_addr(at, link, dest)
-    at.write(b"\r\nOK\r\n\r\n>")
     mv = yield at.stream(_Unescape(at, n).sink)
     return (yield from send_result(at, link, mv, dest))
 
@@ -131,7 +131,6 @@ def s_cipsendl(at, a):
 
 def _sendl(at, link, n, dest):
     dest = yield from dest_addr(at, link, dest)
-    at.write(b"\r\nOK\r\n\r\n>")
     ls = _LongSend(at, link, n, dest)
     return (yield at.stream(ls.guard.sink))
 
@@ -150,8 +149,7 @@ def s_cipsendlcfg(at, a):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CIPSENDEX", None, None, s_cipsendex, None),
-    ("+CIPSENDL", None, None, s_cipsendl, None),
-    ("+CIPSENDLCFG", None, q_cipsendlcfg, s_cipsendlcfg, None),
+    row("+CIPSENDEX", set=s_cipsendex),
+    row("+CIPSENDL", set=s_cipsendl),
+    row("+CIPSENDLCFG", query=q_cipsendlcfg, set=s_cipsendlcfg),
 ]

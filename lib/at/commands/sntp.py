@@ -2,6 +2,7 @@
 # The client and the clock are at/sntp.py.
 from at import parse, sntp
 from at.errors import ATError, code, PARA_INVALID
+from at.commands import row
 
 
 def init(at):
@@ -54,8 +55,7 @@ def s_cipsntpintv(at, a):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CIPSNTPCFG", None, q_cipsntpcfg, s_cipsntpcfg, None),
-    ("+CIPSNTPTIME", None, q_cipsntptime, None, None),
-    ("+CIPSNTPINTV", None, q_cipsntpintv, s_cipsntpintv, None),
+    row("+CIPSNTPCFG", query=q_cipsntpcfg, set=s_cipsntpcfg),
+    row("+CIPSNTPTIME", query=q_cipsntptime),
+    row("+CIPSNTPINTV", query=q_cipsntpintv, set=s_cipsntpintv),
 ]

@@ -4,6 +4,7 @@
 from at import parse, sslconf, caps
 from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM, E_NOT_HERE
 from at.links import MAX_LINKS
+from at.commands import row
 
 _DEFAULT = [0, 0, 0]  # auth_mode, pki_number, ca_number
 
@@ -140,12 +141,11 @@ def s_cipsslccipher(at, a):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CIPSSLCCONF", None, q_cipsslcconf, s_cipsslcconf, None),
-    ("+CIPSSLCCIPHER", None, q_cipsslccipher, s_cipsslccipher, None),
-    ("+CIPSSLCCN", None, q_cipsslccn, s_cipsslccn, None),
-    ("+CIPSSLCSNI", None, q_cipsslcsni, s_cipsslcsni, None),
-    ("+CIPSSLCALPN", None, q_cipsslcalpn, s_cipsslcalpn, None),
-    ("+CIPSSLCPSK", None, _psk_query(False), _psk_set(False), None),
-    ("+CIPSSLCPSKHEX", None, _psk_query(True), _psk_set(True), None),
+    row("+CIPSSLCCONF", query=q_cipsslcconf, set=s_cipsslcconf),
+    row("+CIPSSLCCIPHER", query=q_cipsslccipher, set=s_cipsslccipher),
+    row("+CIPSSLCCN", query=q_cipsslccn, set=s_cipsslccn),
+    row("+CIPSSLCSNI", query=q_cipsslcsni, set=s_cipsslcsni),
+    row("+CIPSSLCALPN", query=q_cipsslcalpn, set=s_cipsslcalpn),
+    row("+CIPSSLCPSK", query=_psk_query(False), set=_psk_set(False)),
+    row("+CIPSSLCPSKHEX", query=_psk_query(True), set=_psk_set(True)),
 ]

@@ -12,6 +12,7 @@ from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PA
 from at.links import Net, MAX_LINKS, is_ipv4
 from at.sock import errno_of, ETIMEDOUT
 from at import caps
+from at.commands import row
 
 TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
 
@@ -164,7 +165,6 @@ def s_cipsend(at, a):
 
 def _send(at, link, n, dest):
     dest = yield from dest_addr(at, link, dest)
-    at.write(b"\r\nOK\r\n\r\n>")
     mv = yield at.data(n)
     return (yield from send_result(at, link, mv, dest))
 
@@ -449,26 +449,25 @@ def s_cipclosemode(at, a):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CIPMUX", None, q_cipmux, s_cipmux, None),
-    ("+CIPMODE", None, q_cipmode, s_cipmode, None),
-    ("+CIPDINFO", None, q_cipdinfo, s_cipdinfo, None),
-    ("+CIPV6", None, q_cipv6, s_cipv6, None),
-    ("+CIPSTART", None, None, s_cipstart, None),
-    ("+CIPSTARTEX", None, None, s_cipstartex, None),
-    ("+CIPSEND", None, None, s_cipsend, exe_cipsend),
-    ("+CIPCLOSE", None, None, s_cipclose, exe_cipclose),
-    ("+CIPSTATE", None, q_cipstate, None, None),
-    ("+CIPSTATUS", None, None, None, exe_cipstatus),
-    ("+CIFSR", None, None, None, exe_cifsr),
-    ("+CIPCONNPERSIST", None, q_cipconnpersist, s_cipconnpersist, None),
-    ("+CIPSERVER", None, q_cipserver, s_cipserver, None),
-    ("+CIPSERVERMAXCONN", None, q_cipservermaxconn, s_cipservermaxconn, None),
-    ("+CIPSTO", None, q_cipsto, s_cipsto, None),
-    ("+CIPRECVTYPE", None, q_ciprecvtype, s_ciprecvtype, None),
-    ("+CIPRECVMODE", None, q_ciprecvmode, s_ciprecvmode, None),
-    ("+CIPRECVDATA", None, None, s_ciprecvdata, None),
-    ("+CIPRECVLEN", None, q_ciprecvlen, None, None),
-    ("+CIPTCPOPT", None, q_ciptcpopt, s_ciptcpopt, None),
-    ("+CIPCLOSEMODE", None, None, s_cipclosemode, None),
+    row("+CIPMUX", query=q_cipmux, set=s_cipmux),
+    row("+CIPMODE", query=q_cipmode, set=s_cipmode),
+    row("+CIPDINFO", query=q_cipdinfo, set=s_cipdinfo),
+    row("+CIPV6", query=q_cipv6, set=s_cipv6),
+    row("+CIPSTART", set=s_cipstart),
+    row("+CIPSTARTEX", set=s_cipstartex),
+    row("+CIPSEND", set=s_cipsend, execute=exe_cipsend),
+    row("+CIPCLOSE", set=s_cipclose, execute=exe_cipclose),
+    row("+CIPSTATE", query=q_cipstate),
+    row("+CIPSTATUS", execute=exe_cipstatus),
+    row("+CIFSR", execute=exe_cifsr),
+    row("+CIPCONNPERSIST", query=q_cipconnpersist, set=s_cipconnpersist),
+    row("+CIPSERVER", query=q_cipserver, set=s_cipserver),
+    row("+CIPSERVERMAXCONN", query=q_cipservermaxconn, set=s_cipservermaxconn),
+    row("+CIPSTO", query=q_cipsto, set=s_cipsto),
+    row("+CIPRECVTYPE", query=q_ciprecvtype, set=s_ciprecvtype),
+    row("+CIPRECVMODE", query=q_ciprecvmode, set=s_ciprecvmode),
+    row("+CIPRECVDATA", set=s_ciprecvdata),
+    row("+CIPRECVLEN", query=q_ciprecvlen),
+    row("+CIPTCPOPT", query=q_ciptcpopt, set=s_ciptcpopt),
+    row("+CIPCLOSEMODE", set=s_cipclosemode),
 ]

@@ -9,6 +9,7 @@ from at import parse
 from at.wifi import (Wifi, saved_opts, target, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED,
                      POLL_MS, JAP_TIMEOUT, HOSTNAME, COUNTRY, LAPOPT)
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_LENGTH
+from at.commands import row
 
 SCAN_POLL_MS = 20  # how often a background scan is looked at
 
@@ -442,24 +443,23 @@ def s_gslp(at, a):
 
 
 COMMANDS = [
-    # name, test, query, set, execute
-    ("+CWMODE", None, q_cwmode, s_cwmode, None),
-    ("+CWJAP", None, q_cwjap, s_cwjap, exe_cwjap),
-    ("+CWRECONNCFG", None, q_cwreconncfg, s_cwreconncfg, None),
-    ("+CWLAPOPT", None, None, s_cwlapopt, None),
-    ("+CWLAP", None, None, s_cwlap, exe_cwlap),
-    ("+CWQAP", None, None, None, exe_cwqap),
-    ("+CWSTATE", None, q_cwstate, None, None),
-    ("+CWSAP", None, q_cwsap, s_cwsap, None),
-    ("+CWLIF", None, None, None, exe_cwlif),
-    ("+CWDHCP", None, q_cwdhcp, s_cwdhcp, None),
-    ("+CWAUTOCONN", None, q_cwautoconn, s_cwautoconn, None),
-    ("+CIPSTAMAC", None, q_cipstamac, s_cipstamac, None),
-    ("+CIPSTA", None, q_cipsta, None, None),
-    ("+CIPAPMAC", None, q_cipapmac, None, None),
-    ("+CIPAP", None, q_cipap, None, None),
-    ("+CWHOSTNAME", None, q_cwhostname, s_cwhostname, None),
-    ("+CWCOUNTRY", None, q_cwcountry, s_cwcountry, None),
-    ("+SLEEP", None, q_sleep, s_sleep, None),
-    ("+GSLP", None, None, s_gslp, None),
+    row("+CWMODE", query=q_cwmode, set=s_cwmode),
+    row("+CWJAP", query=q_cwjap, set=s_cwjap, execute=exe_cwjap),
+    row("+CWRECONNCFG", query=q_cwreconncfg, set=s_cwreconncfg),
+    row("+CWLAPOPT", set=s_cwlapopt),
+    row("+CWLAP", set=s_cwlap, execute=exe_cwlap),
+    row("+CWQAP", execute=exe_cwqap),
+    row("+CWSTATE", query=q_cwstate),
+    row("+CWSAP", query=q_cwsap, set=s_cwsap),
+    row("+CWLIF", execute=exe_cwlif),
+    row("+CWDHCP", query=q_cwdhcp, set=s_cwdhcp),
+    row("+CWAUTOCONN", query=q_cwautoconn, set=s_cwautoconn),
+    row("+CIPSTAMAC", query=q_cipstamac, set=s_cipstamac),
+    row("+CIPSTA", query=q_cipsta),
+    row("+CIPAPMAC", query=q_cipapmac),
+    row("+CIPAP", query=q_cipap),
+    row("+CWHOSTNAME", query=q_cwhostname, set=s_cwhostname),
+    row("+CWCOUNTRY", query=q_cwcountry, set=s_cwcountry),
+    row("+SLEEP", query=q_sleep, set=s_sleep),
+    row("+GSLP", set=s_gslp),
 ]
