@@ -343,8 +343,7 @@ class Net:
             s.close()
             self.at.log.write("at: SSL handshake on link %d failed: %r\n" % (lid, e))
             ext = E_SSL_TIMEOUT if aborted else sslconf.why(e)
-            err = e.args[0] if isinstance(e, OSError) and e.args and isinstance(e.args[0], int) else 0
-            raise fail(EXEC_FAIL, ext, errno=err)
+            raise fail(EXEC_FAIL, ext, errno=errno_of(e) if isinstance(e, OSError) else 0)
 
     def _join_group(self, s, group, local_ip):
         """IPv4 multicast: join the group on the interface of local_ip (or any)."""

@@ -440,7 +440,7 @@ def _guard(at, c, gen):
     except OSError as e:
         at.log.write("ota: network error %r talking to %s:%d\n" % (e, c.host, c.port) if c else
                      "ota: %r\n" % (e,))
-        raise fail(EXEC_FAIL, E_OTA_CONNECT, errno=e.args[0] if e.args and isinstance(e.args[0], int) else 0)
+        raise fail(EXEC_FAIL, E_OTA_CONNECT, errno=sock.errno_of(e))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
         at.log.write("ota: bad answer from the server: %r\n" % (e,))
         raise fail(EXEC_FAIL, E_OTA_MANIFEST)
