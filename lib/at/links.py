@@ -181,6 +181,20 @@ class Link:
         return self.type[0] == "S"
 
 
+class Server:
+    """The AT+CIPSERVER that listens (one at most), and its settings as
+    AT+CIPSERVER? prints them."""
+    __slots__ = ("sock", "port", "type", "ca", "netif", "ctx")
+
+    def __init__(self, sock, port, typ, ca, netif, ctx):
+        self.sock = sock
+        self.port = port
+        self.type = typ
+        self.ca = ca
+        self.netif = netif
+        self.ctx = ctx  # the SSLContext of an SSL server
+
+
 class Net:
     def __init__(self, at):
         self.at = at
@@ -198,8 +212,7 @@ class Net:
         self.persist = [0] * MAX_LINKS  # AT+CIPCONNPERSIST
         # AT+CIPTCPOPT per link id: so_linger, tcp_nodelay, so_sndtimeo, keep_alive
         self.tcpopt = cfg.get("tcpopt") or [[-1, 0, 0, 0] for _ in range(MAX_LINKS)]
-        self.server: "Any" = None  # [sock, port, type, ca, netif] while AT+CIPSERVER runs
-        self.server_ctx = None  # its SSLContext for an SSL server
+        self.server: "Any" = None  # a Server while AT+CIPSERVER runs
         self.pt = None  # the Passthrough running on link 0, if any
         self.maxconn = MAX_LINKS
         self.sto = 180  # AT+CIPSTO, seconds
@@ -393,13 +406,12 @@ class Net:
         except OSError as e:
             s.close()
             raise fail(EXEC_FAIL, 4, errno=errno_of(e))
-        self.server = [s, port, typ, ca, netif]
-        self.server_ctx = ctx
+        self.server = Server(s, port, typ, ca, netif, ctx)
         self.loop.on_read(s, self._accept)
         self.arm_sto()
 
     def unlisten(self, close_clients):
-        s = self.server[0]
+        s = self.server.sock
         self.server = None
         self.loop.forget(s)
         s.close()
@@ -409,10 +421,13 @@ class Net:
                     self.close(link)
 
     def _accept(self, obj, ev):
-        if self.server_ctx is not None and nested.busy():
+        srv = self.server
+        if srv is None:  # stopped in this loop turn
+            return
+        if srv.ctx is not None and nested.busy():
             # Inside another handshake's tick: leave the client in the backlog.
             self.loop.on_read(obj, None)
-            nested.later(lambda: self.server is not None and self.server[0] is obj
+            nested.later(lambda: self.server is srv
                          and self.loop.on_read(obj, self._accept))
             return
         try:
@@ -428,14 +443,13 @@ class Net:
         ip, port = peer(addr)
         if ip.startswith("::ffff:"):
             ip = ip[7:]
-        srv = self.server
         ss = None
-        if self.server_ctx is not None:
+        if srv.ctx is not None:
             try:
-                ss = self.handshake(c, lid, ip, HANDSHAKE_MS, self.server_ctx)
+                ss = self.handshake(c, lid, ip, HANDSHAKE_MS, srv.ctx)
             except ATError:
                 return  # a client that fails the handshake never becomes a link
-        link = Link(lid, srv[2], c, ip, port, srv[1], 1, ss)
+        link = Link(lid, srv.type, c, ip, port, srv.port, 1, ss)
         self.attach(link)
         self.announce(link)
 

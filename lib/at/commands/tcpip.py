@@ -282,7 +282,7 @@ def q_cipserver(at):
     if srv is None:
         at.reply("+CIPSERVER:0")
     else:
-        at.reply('+CIPSERVER:1,%d,"%s",%d,%d' % tuple(srv[1:]))
+        at.reply('+CIPSERVER:1,%d,"%s",%d,%d' % (srv.port, srv.type, srv.ca, srv.netif))
 
 
 def s_cipserver(at, a):
