@@ -57,11 +57,19 @@ class Engine(Waits):
         self.loop = loop
         self.out = out
         self.log: "Any" = log or sys.stderr
-        # What the command groups hang here (set by app.build() and their init()):
-        self.board: "Any" = None  # the port's Board (uart, radio, log, reset ...)
-        self.cfg: "Any" = None  # at.store.Store: settings
-        self.net: "Any" = None  # at.links.Net: the link table
-        self.wifi: "Any" = None  # at/wifi.py's Wifi, the station service
+        # The collaborators, all of them here: what app.build() and the groups'
+        # init() (or first use) put on the engine, and who reads them.
+        self.board: "Any" = None  # app: the port's Board (uart, radio, log, reset, heap ...)
+        self.cfg: "Any" = None  # app: at.store.Store, the settings
+        self.wifi: "Any" = None  # Wi-Fi group: at/wifi.py's Wifi, the station (links, mDNS, passthrough)
+        self.net: "Any" = None  # TCP/IP group: at.links.Net, the link table (sends, passthrough, DNS ...)
+        self.rfpower: "Any" = None  # basic group: AT+RFPOWER's levels, once set
+        self.clock: "Any" = None  # at.sntp.clock(): the board's clock (SNTP, AT+SYSTIMESTAMP, TLS dates)
+        self.sntp: "Any" = None  # SNTP group: at.sntp.Sntp
+        self.ssl: "Any" = None  # at.sslconf.settings(): AT+CIPSSLC* (SSL group, links, OTA)
+        self.ota_state = 0  # OTA group: +CIPUPDATE's state (at/fwfiles.py), set by at/ota.py as it goes
+        self.ota_task: "Any" = None  # OTA group: the non-blocking update's Task
+        self.ota_busy = False  # OTA group: an update runs (either mode)
         self.table = {}
         self.rows = []
         self.echo = True

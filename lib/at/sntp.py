@@ -45,7 +45,7 @@ class Clock:
 def clock(at):
     """The board's clock (at.clock), made on first use: by the SNTP commands or
     AT+SYSTIMESTAMP, whichever comes first."""
-    c = getattr(at, "clock", None)
+    c = at.clock
     if c is None:
         c = at.clock = Clock(at.board)
     return c

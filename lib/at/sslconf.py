@@ -57,7 +57,7 @@ class Settings:
 def settings(at):
     """The per-link settings (at.ssl), made on first use: by the first AT+CIPSSLC*
     command or the first SSL link, whichever comes first."""
-    st = getattr(at, "ssl", None)
+    st = at.ssl
     if st is None:
         st = at.ssl = Settings()
     return st

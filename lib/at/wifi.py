@@ -99,7 +99,7 @@ class Wifi:
 
     def _down(self):
         """The station lost its address: links without AT+CIPCONNPERSIST close."""
-        net = getattr(self.at, "net", None)
+        net = self.at.net
         if net is not None:
             net.netif_down()
 

@@ -100,7 +100,7 @@ _RF_LEVELS = ((78, 78), (72, 72), (66, 66), (60, 60), (56, 56), (52, 52), (44, 4
 def _rf(at):
     if at.cfg.get("cwmode") == 0:
         raise fail(EXEC_FAIL)  # Wi-Fi off: nothing to set or query (the spec's note)
-    return getattr(at, "rfpower", None) or [78, 5, 5, 5]
+    return at.rfpower or [78, 5, 5, 5]
 
 
 def q_rfpower(at):
