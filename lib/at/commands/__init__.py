@@ -1,8 +1,10 @@
 # Command groups, each a module with a COMMANDS list of rows, row(name, test=,
 # query=, set=, execute=) like ESP-AT's esp_at_cmd_t, in ESP-AT's order.
 #
-# CORE groups are imported at boot. The others are imported when one of their
-# commands first arrives: ON_USE names their commands and which of the four
+# CORE groups are imported at boot: what a host uses at its peak (links, sends,
+# passthrough) is there before the heap is in pieces (BENCHMARKS.md, "Heap": the
+# sends imported at the peak needed more heap than at boot). The others are
+# imported when one of their commands first arrives: ON_USE names their commands and which of the four
 # forms each has ("1" or "0" for test, query, set, execute, as AT+CMD? shows
 # them), so the table knows every command, in order, without their code in the
 # heap. Constants only (in a frozen image they stay in flash: no string is made
@@ -13,10 +15,8 @@
 # COMMANDS list on the board (see README).
 from at.engine import Later
 
-CORE = ("basic", "wifi", "tcpip")
+CORE = ("basic", "wifi", "tcpip", "sendx", "passthrough")
 ON_USE = (
-    ("sendx", ("+CIPSENDEX", "0010"), ("+CIPSENDL", "0010"), ("+CIPSENDLCFG", "0110")),
-    ("passthrough", ("+TRANSINTVL", "0110"), ("+CIPRECONNINTV", "0110"), ("+SAVETRANSLINK", "0010")),
     ("ssl",
         ("+CIPSSLCCONF", "0110"), ("+CIPSSLCCIPHER", "0110"), ("+CIPSSLCCN", "0110"), ("+CIPSSLCSNI", "0110"),
         ("+CIPSSLCALPN", "0110"), ("+CIPSSLCPSK", "0110"), ("+CIPSSLCPSKHEX", "0110")),
@@ -28,11 +28,6 @@ ON_USE = (
     ("ota", ("+CIUPDATESRV", "0110"), ("+CIPFWVER", "0100"), ("+CIUPDATE", "0111")),
     ("nothere", ("+CWSTARTSMART", "0011"), ("+CWSTOPSMART", "0001"), ("+WPS", "0010"), ("+CWJEAP", "0110")),
 )
-
-
-# A group loaded on first use that has work at power-up when a setting says so:
-# AT+SAVETRANSLINK's link is opened and entered at boot.
-AT_BOOT_IF = (("passthrough", "savetranslink"),)
 
 
 def group(at, name):
@@ -74,9 +69,6 @@ def load(at):
         group(at, name)
     for entry in ON_USE:
         at.add(index_rows(entry[0], entry[1:]))
-    for name, key in AT_BOOT_IF:
-        if at.cfg.get(key):
-            group(at, name)
     try:
         import user_commands
     except ImportError:

@@ -11,7 +11,7 @@ from at.engine import SEND_OK, SEND_FAIL, DATA_MAX
 from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM
 from at.links import Net, MAX_LINKS, is_ipv4
 from at.sock import errno_of, ETIMEDOUT
-from at import caps
+from at import passthrough, caps
 from at.commands import row
 
 TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
@@ -191,8 +191,6 @@ def exe_cipsend(at):
     link = net.links[0]
     if not net.mode or net.mux or link is None or (link.udp and link.udp_mode):
         raise fail(EXEC_FAIL)
-    from at import passthrough  # with the pump and the +++ guard: loaded on first use
-
     return passthrough.run(at, link)
 
 
