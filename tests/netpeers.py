@@ -216,3 +216,25 @@ class SntpServer(_UdpService):
                 self.send(self.bad(data, kind), addr)
         else:
             self.send(self.bad(data, self.mode), addr)
+
+
+def spare_servers(cls, what):
+    """A fixture body: yields make(*args) that starts a cls server on a spare
+    loopback address (skipping the test when there is none), and closes every
+    server made once the test is over. `what` names it in the skip reason."""
+    import pytest
+
+    made = []
+
+    def make(*args, **kw):
+        try:
+            s = cls(*args, **kw)
+        except NoSpareAddress as e:
+            pytest.skip("no loopback address to run %s on: %s" % (what, e))
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+

@@ -118,3 +118,13 @@ def wait_for(pred, timeout=5.0, step=0.02):
             return True
         time.sleep(step)
     return pred()
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on now (for the board's server to take)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.bind((host, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+

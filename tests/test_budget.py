@@ -53,7 +53,7 @@ def test_groups_used_on_demand_are_not_loaded_at_boot(heap32):
     are not imported at boot: their code costs heap only once used."""
     boot = {m["module"] for m in heap32["modules"] if m["boot"]}
     lazy = {"at.commands." + g for g in ("ssl", "mfg", "dns", "sntp", "ping", "mdns", "ota", "nothere")}
-    lazy |= {"at.sslconf", "at.mfg", "at.sntp", "at.mdns", "at.ota", "at.fwfiles"}
+    lazy |= {"at.sslconf", "at.mfg", "at.sntp", "at.mdns", "at.ota", "at.otahttp", "at.otaimage", "at.fwfiles"}
     assert not boot & lazy, sorted(boot & lazy)
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from board import own_board
-from netpeers import DnsServer, NoSpareAddress
+from netpeers import DnsServer, NoSpareAddress, spare_servers
 from peers import TcpServer, UdpEcho, echo, hold, wait_for
 
 DEFAULTS = b'"208.67.222.222","114.114.114.114","8.8.8.8"'
@@ -29,19 +29,11 @@ def records(host_ip):
 @pytest.fixture
 def dns(vboard, host_ip):
     """Factory of DNS servers on spare loopback addresses, closed after the test."""
-    made = []
+    for make in spare_servers(DnsServer, "a DNS server"):
+        def server(mode="answer", recs=None, **kw):
+            return make(records(host_ip) if recs is None else recs, mode=mode, **kw)
 
-    def make(mode="answer", recs=None, **kw):
-        try:
-            s = DnsServer(records(host_ip) if recs is None else recs, mode=mode, **kw)
-        except NoSpareAddress as e:
-            pytest.skip("no loopback address to run a DNS server on: %s" % e)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
+        yield server
 
 
 def use(d, *servers):

@@ -36,7 +36,7 @@ import pytest
 from dnslib import QTYPE, DNSRecord
 
 from board import Timeout, own_board
-from netpeers import DnsServer, NoSpareAddress, SntpServer
+from netpeers import DnsServer, SntpServer, spare_servers
 from peers import TcpServer, UdpEcho, echo, hold, sha, wait_for
 
 FINAL = (b"OK", b"ERROR", b"FAIL", b"SEND OK", b"SEND FAIL")
@@ -171,38 +171,16 @@ SECS_YR_2000 = 946684800  # TimeLib's constant in WiFiEspAT's SNTPTime example
 def names(vboard):
     """DNS servers on spare loopback addresses (tests/netpeers.py, as tests/test_dns.py
     runs them), closed after the test."""
-    made = []
-
-    def make(records):
-        try:
-            s = DnsServer(records)
-        except NoSpareAddress as e:
-            pytest.skip("no loopback address to run a DNS server on: %s" % e)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
+    for make in spare_servers(DnsServer, "a DNS server"):
+        yield make
 
 
 @pytest.fixture
 def ntp(vboard):
     """SNTP servers on spare loopback addresses (tests/netpeers.py, as tests/test_sntp.py
     runs them), closed after the test."""
-    made = []
-
-    def make(unix_time=T0, mode="good"):
-        try:
-            s = SntpServer(unix_time, mode)
-        except NoSpareAddress as e:
-            pytest.skip("no loopback address to run an SNTP server on: %s" % e)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
+    for make in spare_servers(SntpServer, "an SNTP server"):
+        yield lambda unix_time=T0, mode="good": make(unix_time, mode)
 
 
 # =====================================================================================================
@@ -1006,15 +984,7 @@ def test_wifiespat_tcp_passive(dut, opts, host_ip, twin):
         assert e.send_data(lid, msg) == len(msg)
         assert c.recv(1000) == msg
         c.sendall(msg)
-        got = bytearray()
-        deadline = time.monotonic() + 10
-        while len(got) < len(msg):
-            assert time.monotonic() < deadline, got
-            if e.avail_data(lid):
-                got += e.recv_data(lid, 64)
-            else:
-                time.sleep(0.05)
-        assert bytes(got) == msg
+        assert espat_read(e, lid, len(msg)) == msg
         assert e.close(lid) is None
         assert c.recv(10) == b""
         # abort(): AT+CIPCLOSEMODE=4,1 then AT+CIPCLOSE=4 (an RST where the runtime has SO_LINGER)
@@ -1096,6 +1066,20 @@ def test_wifiespat_recvlen_query(dut, opts, host_ip):
         srv.close()
 
 
+def espat_read(e, lid, n, timeout=10):
+    """WiFiClient::read in a loop, as a sketch reads: availData (AT+CIPRECVLEN?), then
+    recvData (AT+CIPRECVDATA) 64 bytes at a time, until n bytes came."""
+    got = bytearray()
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        assert time.monotonic() < deadline, got
+        if e.avail_data(lid):
+            got += e.recv_data(lid, 64)
+        else:
+            time.sleep(0.05)  # the sketch's loop() going round
+    return bytes(got)
+
+
 def espat_accept(e):
     """EspAtDrvClass::newClientLinkId (WiFiServer::accept): maintain(), then the lowest link
     flagged incoming; the flag is cleared and the link is the client's."""
@@ -1145,15 +1129,7 @@ def test_wifiespat_server(dut, opts, host_ip):
         assert lid == 0 and ("line", b"0,CONNECT") in e.rx.log
         req = b"GET /index.html HTTP/1.1\r\nHost: board\r\n\r\n" * 2  # 82 bytes: two reads of 64
         c.sendall(req)
-        got = bytearray()
-        deadline = time.monotonic() + 10
-        while len(got) < len(req):
-            assert time.monotonic() < deadline, got
-            if e.avail_data(lid):
-                got += e.recv_data(lid, 64)
-            else:
-                time.sleep(0.05)
-        assert bytes(got) == req
+        assert espat_read(e, lid, len(req)) == req
         body = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
         assert e.send_data(lid, body) == len(body)
         c.settimeout(5)

@@ -8,15 +8,7 @@ import time
 
 import pytest
 
-from peers import wait_for
-
-
-def free_port(host):
-    s = socket.socket()
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from peers import free_port, wait_for
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from board import own_board
-from netpeers import DnsServer, NoSpareAddress, SntpServer, utc
+from netpeers import DnsServer, SntpServer, spare_servers, utc
 from peers import wait_for
 
 DEFAULT_NAMES = b'"cn.ntp.org.cn","ntp.sjtu.edu.cn","us.pool.ntp.org"'
@@ -18,36 +18,14 @@ T0 = 1700000000  # Tue Nov 14 22:13:20 2023 UTC
 @pytest.fixture
 def ntp(vboard):
     """Factory of SNTP servers on spare loopback addresses, closed after the test."""
-    made = []
-
-    def make(unix_time=T0, mode="good"):
-        try:
-            s = SntpServer(unix_time, mode)
-        except NoSpareAddress as e:
-            pytest.skip("no loopback address to run an SNTP server on: %s" % e)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
+    for make in spare_servers(SntpServer, "an SNTP server"):
+        yield lambda unix_time=T0, mode="good": make(unix_time, mode)
 
 
 @pytest.fixture
 def dns(vboard):
-    made = []
-
-    def make(records, mode="answer"):
-        try:
-            s = DnsServer(records, mode=mode)
-        except NoSpareAddress as e:
-            pytest.skip("no loopback address to run a DNS server on: %s" % e)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
+    for make in spare_servers(DnsServer, "a DNS server"):
+        yield lambda records, mode="answer": make(records, mode=mode)
 
 
 @pytest.fixture

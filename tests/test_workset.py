@@ -16,18 +16,10 @@ import time
 
 import pytest
 
-from peers import TcpServer, hold, sha, sink, wait_for
+from peers import TcpServer, free_port, hold, sha, sink, wait_for
 
 SIZE = 20000  # per passive link
 SENDL = 200000  # through AT+CIPSENDL meanwhile
-
-
-def free_port(host):
-    s = socket.socket()
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def read_round(d, want):

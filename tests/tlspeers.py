@@ -11,6 +11,8 @@ import time
 
 import trustme
 
+from peers import free_port  # noqa: F401 (the tests take it from here too)
+
 # The namespaces the SSL client and server read (Basic_AT_Commands.rst, AT+SYSMFG).
 SSL_NAMESPACES = ("client_cert", "client_key", "client_ca", "server_cert", "server_key", "server_ca")
 
@@ -83,15 +85,6 @@ def erase(d, ns, key=None):
         d.ok('AT+SYSMFG=0,"%s"' % ns)
     else:
         d.cmd('AT+SYSMFG=0,"%s","%s"' % (ns, key))
-
-
-def free_port(host="127.0.0.1"):
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam)
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class TlsServer:

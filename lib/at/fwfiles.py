@@ -3,6 +3,7 @@
 # may be, removing a version's folder, and +CIPUPDATE's states. Both are loaded
 # on first use; at/fwstate.py (at every boot) has the state file.
 import os
+import binascii
 
 VERSION_MAX = 64  # ESP-AT's ESP_AT_VERSION_LEN_MAX
 _VCHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._+-"
@@ -32,3 +33,17 @@ def valid_version(v):
         if c not in _VCHARS:
             return False
     return True
+
+
+class Fail(Exception):
+    """An OTA step failed: ext is its ERR CODE extension (at/errors.py E_OTA_*),
+    msg the reason for the log port."""
+
+    def __init__(self, ext, msg):
+        self.ext = ext
+        self.msg = msg
+
+
+def hexdigest(h):
+    return binascii.hexlify(h.digest()).decode()
+

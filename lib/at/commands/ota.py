@@ -72,7 +72,8 @@ def _unload():
     """at/ota.py takes some 12-20 KB of heap: drop it once an update or a listing is over."""
     from at import commands
 
-    commands.drop("at.ota")
+    for m in ("at.ota", "at.otahttp", "at.otaimage"):
+        commands.drop(m)
 
 
 # -- AT+CIUPDATE -----------------------------------------------------------------------------------------
