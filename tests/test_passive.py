@@ -313,7 +313,9 @@ def test_windows_lent_only_while_data_waits(held, twin, host_ip):
     for lid in range(5):
         d.ok("AT+CIPRECVTYPE=%d,1" % lid)
         d.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (lid, host_ip, srv.port))
-        peers.append(srv.wait_conn())
+        # the peer's accept may come after the board's OK: wait for this link's
+        assert wait_for(lambda: len(srv.conns) == lid + 1)
+        peers.append(srv.conns[lid])
     for c, blob in zip(peers, data):
         threading.Thread(target=c.sendall, args=(blob,), daemon=True).start()
     most = 1 if twin else 5

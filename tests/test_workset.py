@@ -25,7 +25,9 @@ SENDL = 200000  # through AT+CIPSENDL meanwhile
 def read_round(d, want):
     """AT+CIPRECVDATA round the links until each has its `want[lid]` bytes."""
     got = {lid: bytearray() for lid in want}
+    deadline = time.monotonic() + 60
     while any(len(got[lid]) < n for lid, n in want.items()):
+        assert time.monotonic() < deadline, {lid: len(g) for lid, g in got.items()}
         for lid, n in want.items():
             if len(got[lid]) >= n:
                 continue
@@ -52,7 +54,9 @@ def test_five_passive_links_server_and_sendl(joined, host_ip):
         peers = {}
         for lid in range(3):
             d.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (lid, host_ip, out.port))
-            peers[lid] = out.wait_conn()
+            # the peer's accept may come after the board's OK: wait for this link's
+            assert wait_for(lambda: len(out.conns) == lid + 1)
+            peers[lid] = out.conns[lid]
         d.ok('AT+CIPSTART=3,"TCP","%s",%d' % (host_ip, snk.port))
         client = socket.create_connection((host_ip, port), timeout=5)
         d.read_until(b"4,CONNECT\r\n")
