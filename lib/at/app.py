@@ -9,13 +9,14 @@ from at.store import Store
 from at.engine import Engine, READY
 from at import commands, fwstate
 
-RX_CHUNK = 4096  # UART bytes per read, unless the board says (board.rx_chunk)
+RX_CHUNK = 4096  # UART bytes per read
+RX_CHUNK_SMALL = 1024  # ... on a board with a small heap (board.small_heap: an ESP32 without PSRAM)
 RX_TURN = 4  # UART reads per loop turn at most, while each one fills the buffer
 
 
 def build(board):
     loop = Loop()
-    out = Output(loop, board.uart, getattr(board, "backlog", output.SIZE))
+    out = Output(loop, board.uart, output.SIZE_SMALL if board.small_heap else output.SIZE)
     at = Engine(loop, out, board.log)
     at.board = board
     at.cfg = Store(board.log)
@@ -27,7 +28,7 @@ def build(board):
 def run(board):
     # The big, long-lived buffer first, while the heap is still in one piece: after
     # the command groups are in, the free heap can be in holes smaller than 4 KB.
-    chunk = getattr(board, "rx_chunk", RX_CHUNK)
+    chunk = RX_CHUNK_SMALL if board.small_heap else RX_CHUNK
     rx = bytearray(chunk)
     at = build(board)
     loop = at.loop

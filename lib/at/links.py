@@ -14,7 +14,7 @@ from at.sock import errno_of, EAGAIN
 from at.loop import POLLERR
 
 MAX_LINKS = 5
-RX_SIZE = 2920  # bytes read per +IPD, ESP-AT's two TCP segments
+RX_SIZE = len(sock.SCRATCH)  # bytes read per +IPD, ESP-AT's two TCP segments
 READS_PER_TURN = 4  # reads of one TCP link per loop turn at most
 SMALL_READ = 256  # a TLS read when the heap has no block of RX_SIZE left
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
@@ -147,6 +147,11 @@ class RxBuf:
             self.buf = None
             self.pool.give(b)
 
+    def end(self, link):
+        """Passive receive ends for link: it waits for no window, and gives its own back."""
+        self.pool.forget(link)
+        self.release()
+
 
 class Link:
     __slots__ = ("id", "type", "sock", "ss", "host", "port", "lport", "server", "udp_mode", "dest", "reader",
@@ -217,10 +222,12 @@ class Net:
         self.maxconn = MAX_LINKS
         self.sto = 180  # AT+CIPSTO, seconds
         self._sto_timer = None
-        self.rxv = memoryview(sock.SCRATCH)[:RX_SIZE]  # active reads, shared (see sock.py)
-        board = at.board
-        self.windows = Windows(WINDOW, getattr(board, "windows", MAX_LINKS), getattr(board, "windows_at_boot", 0),
-                               self._window_back, self.loop.later)
+        self.rxv = memoryview(sock.SCRATCH)  # active reads, shared (see sock.py)
+        # A board with a small heap lends one window at a time, allocated at boot;
+        # others up to one per link, allocated when data first waits.
+        small = at.board.small_heap
+        self.windows = Windows(WINDOW, 1 if small else MAX_LINKS, 1 if small else 0, self._window_back,
+                               self.loop.later)
         self._paused = []
         self._on_drained = self._resume  # one bound method: when_drained keeps a callback once, by identity
         r = os.urandom(2)
@@ -487,8 +494,7 @@ class Net:
             except OSError:
                 pass
         if link.rxb is not None:
-            self.windows.forget(link)
-            link.rxb.release()
+            link.rxb.end(link)
             link.rxb = None
         # A command that waits on this socket (a send) is woken, so it fails now.
         self.at.wake(link.sock, POLLERR)
@@ -726,8 +732,7 @@ class Net:
             link.rxb = None
             if b.used():  # hand over what was buffered as active +IPD
                 self.deliver(link, memoryview(b.buf)[b.s:b.e], b.used(), link.host, link.port)
-            b.release()
-            self.windows.forget(link)
+            b.end(link)
             if link.stalled:
                 link.stalled = False
                 self.resume_read(link)

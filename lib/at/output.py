@@ -21,6 +21,7 @@
 import time
 
 SIZE = 4096  # the backlog buffer: one +IPD (2,920 bytes) and its header, and replies
+SIZE_SMALL = 3072  # ... on a board with a small heap: one +IPD and its header
 LONG = 2048  # backlog bytes beyond which reports are dropped
 HARD = 16384  # backlog bytes beyond which the UART input pauses too
 

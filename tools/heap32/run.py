@@ -98,6 +98,16 @@ def write_plan(out, boot, rest):
     (out / "heap32_plan.txt").write_text("[boot]\n%s\n[rest]\n%s\n" % ("\n".join(boot), "\n".join(rest)))
 
 
+def plan(out, names, discover):
+    """The import order: each module after the modules it imports, found by a run
+    (discover(out) -> the probe's "discover" figures) with __import__ hooked; each
+    later import then adds that one module. Modules no boot imports come last."""
+    write_plan(out, [], names)
+    order = discover(out)
+    missing = [n for n in names if n not in order["boot"] + order["rest"]]
+    write_plan(out, order["boot"], order["rest"] + missing)
+
+
 def parse(text):
     """The probe's HEAP32 lines (one per mode), with the qstr_info lines folded in."""
     runs, qstrs, seq, label = [], {}, [], None
@@ -291,15 +301,10 @@ def main(argv=None):
     exe = None if args.no_64 else venv_tool("micropython")
     if not args.no_64 and not exe:
         log("no .venv/bin/micropython (make setup): 32-bit figures only")
-    # The import order: each module after the modules it imports, found by a run
-    # with __import__ hooked; each later import then adds that one module.
-    write_plan(out, [], names)
     if exe:
-        order = run_unix(exe, out, ["discover"])["discover"]
+        plan(out, names, lambda d: run_unix(exe, d, ["discover"])["discover"])
     else:
-        order = run_wasm(out, ["discover"])["discover"]
-    missing = [n for n in names if n not in order["boot"] + order["rest"]]
-    write_plan(out, order["boot"], order["rest"] + missing)
+        plan(out, names, lambda d: run_wasm(d, ["discover"])["discover"])
     r32 = run_wasm(out, MODES)
     r64 = run_unix(exe, out, MODES) if exe else None
     f = figures(r32, r64)
@@ -333,11 +338,8 @@ def frozen(args):
     if check.returncode or check.stdout.strip() != "2147483647":
         raise SystemExit("heap32: %s is not a 32-bit MicroPython with `at` frozen: %r" % (exe, check.stdout
                                                                                        + check.stderr))
-    write_plan(fdir, [], names)
     path = ".frozen:" + str(fdir)  # a MICROPYPATH replaces the default, ".frozen" included
-    order = run_unix(exe, fdir, ["discover"], path)["discover"]
-    missing = [n for n in names if n not in order["boot"] + order["rest"]]
-    write_plan(fdir, order["boot"], order["rest"] + missing)
+    plan(fdir, names, lambda d: run_unix(exe, d, ["discover"], path)["discover"])
     f = figures(run_unix(exe, fdir, MODES, path), None)
     f["form"] = "lib/at frozen into %s" % exe
     f["heapsize"] = HEAP

@@ -4,10 +4,10 @@
 # CORE groups are imported at boot: what a host uses at its peak (links, sends,
 # passthrough) is there before the heap is in pieces (BENCHMARKS.md, "Heap": the
 # sends imported at the peak needed more heap than at boot). The others are
-# imported when one of their commands first arrives: ON_USE names their commands and which of the four
-# forms each has ("1" or "0" for test, query, set, execute, as AT+CMD? shows
-# them), so the table knows every command, in order, without their code in the
-# heap. Constants only (in a frozen image they stay in flash: no string is made
+# imported when one of their commands first arrives: ON_USE names their commands
+# and which of the four forms each has ("1" or "0" for test, query, set,
+# execute, as AT+CMD? shows them), so the table knows every command, in order,
+# without their code in the heap. Constants only (in a frozen image they stay in flash: no string is made
 # at boot). tests/test_static.py checks ON_USE against the modules.
 #
 # To add a group, add its module here (to CORE, or to ON_USE with its index); to

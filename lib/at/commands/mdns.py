@@ -55,11 +55,16 @@ def _stop(at, a):
     if _responder is not None:
         _responder.stop()
         _responder = None
-        if not _queries:
-            # at/mdns.py (some 11 KB of heap as .mpy) goes until the next AT+MDNS
-            from at import commands
+        _drop_if_idle()
 
-            commands.drop("at.mdns")
+
+def _drop_if_idle():
+    """at/mdns.py (some 11 KB of heap as .mpy) goes once neither the responder nor
+    a query uses it, until the next AT+MDNS."""
+    if _responder is None and not _queries:
+        from at import commands
+
+        commands.drop("at.mdns")
 
 
 def _name(a, i, suffix=None):
@@ -95,10 +100,7 @@ def _run_query(at, kind, name, timeout, max_results):
         found = yield from mdns.query(at, kind, name, timeout, max_results, bool(at.wifi.ip6()))
     finally:
         _queries -= 1
-        if not _queries and _responder is None:
-            from at import commands
-
-            commands.drop("at.mdns")
+        _drop_if_idle()
     if not found:
         raise fail(EXEC_FAIL, E_MDNS_NO_RESULT)
     for b in found:

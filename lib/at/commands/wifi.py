@@ -218,11 +218,11 @@ def _lap(at, ssid=None, mac=None, channel=0, passive=False, bitmap=0):
     try:
         if hasattr(radio, "scan_job"):
             job = radio.scan_job(ssid, passive)
-            while not job[2]:
+            while not job.done:
                 yield at.sleep(SCAN_POLL_MS)
-            if job[1] is not None:
-                raise job[1]
-            found = job[0]
+            if job.error is not None:
+                raise job.error
+            found = job.result
         else:
             found = radio.scan(ssid, passive)
     except OSError as e:

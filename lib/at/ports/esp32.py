@@ -31,11 +31,11 @@ HW = {
 }
 
 # Seconds from 1970 to the port's time epoch (2000 on the ESP32; 0 where it is 1970).
-_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+_EPOCH_2000 = 946684800  # 2000-01-01 in seconds since 1970: where the RTC starts at power-on
+_EPOCH = _EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0
 _CAP_DEFAULT = 0x1000  # ESP-IDF esp_heap_caps.h MALLOC_CAP_DEFAULT (bit 12)
 _CAP_SPIRAM = 0x400  # MALLOC_CAP_SPIRAM (bit 10): a region only where PSRAM is fitted
 CLOCK_KNOWN = 1704067200  # 2024-01-01: a clock before this date has never been set
-_EPOCH_2000 = 946684800  # where the RTC starts at power-on, in seconds since 1970
 _UNSET_SPAN = 315360000  # 10 years: an RTC that near its power-on date has never been set
 
 FACTORY_UART = [115200, 8, 1, 0, 0]  # AT order: baud, data bits, stop bits, parity, flow
@@ -230,6 +230,16 @@ def _text(b):
         return "".join(chr(c) for c in b)
 
 
+class ScanJob:
+    """A scan running in the background: done, then its result or error."""
+    __slots__ = ("result", "error", "done")
+
+    def __init__(self):
+        self.result = None
+        self.error = None
+        self.done = False
+
+
 class Radio:
     """network.WLAN's station (self.sta) and soft-AP (self.ap), as ports/esp32/
     network_wlan.c, network_common.c and extmod/modnetwork.c implement them."""
@@ -370,16 +380,16 @@ class Radio:
         ~2 s it takes: WLAN.scan() releases the GIL around esp_wifi_scan_start()
         (v1.27.0 ports/esp32/network_wlan.c l.448-450). The thread's 5 KB stack
         comes from the IDF heap for the scan's length (mpthreadport.c l.40-41).
-        Returns [result, error, done], filled by the thread; without a thread
-        (no memory for its stack) the scan runs here, blocking, as before."""
-        job: "list" = [None, None, False]
+        Returns a ScanJob the thread fills; without a thread (no memory for its
+        stack) the scan runs here, blocking, as before."""
+        job = ScanJob()
 
         def work():
             try:
-                job[0] = self.scan(ssid, passive)
+                job.result = self.scan(ssid, passive)
             except Exception as e:
-                job[1] = e
-            job[2] = True
+                job.error = e
+            job.done = True
 
         try:
             import _thread
@@ -495,16 +505,9 @@ class Board:
         self.module = hw["module"]
         self.uart = Uart(hw, cfg.get("uart_def") or FACTORY_UART, self.log)
         self.radio = Radio(hw["fail_hold_ms"], self.log)
-        # A board without PSRAM (a WROOM) has a GC heap of 56 KB to start with and
-        # the IDF heap needs the rest (BENCHMARKS.md "Heap"): lend one passive
-        # receive window (5,760 bytes, allocated at boot) at a time instead of five
-        # (links.Windows), read the UART 1 KB at a time instead of 4 KB (at.app),
-        # and keep a UART backlog of 3 KB, one +IPD (at.output), instead of 4 KB.
-        big = self.heap(_CAP_SPIRAM)[3] > 0
-        self.windows = 5 if big else 1
-        self.windows_at_boot = 0 if big else 1
-        self.rx_chunk = 4096 if big else 1024
-        self.backlog = 4096 if big else 3072
+        # Without PSRAM (a WROOM) the GC heap starts at 56 KB and the IDF heap needs
+        # the rest (BENCHMARKS.md "Heap"): the core takes its small buffer sizes.
+        self.small_heap = self.heap(_CAP_SPIRAM)[3] == 0
 
     def heap(self, caps=None):
         """AT+SYSRAM: the IDF heap, as ESP-AT reports it (Wi-Fi, lwIP, mbedTLS and

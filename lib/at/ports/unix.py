@@ -231,10 +231,9 @@ class Board:
         self.radio = Radio()
         self.log = sys.stderr
         self._low = 1 << 30
-        if os.getenv("VBOARD_TARGET") == "wroom":
-            # tools/vboard.py --target wroom: the sizes the ESP32 adapter takes on
-            # a board without PSRAM (at.ports.esp32.Board), to measure them here.
-            self.windows, self.windows_at_boot, self.rx_chunk, self.backlog = 1, 1, 1024, 3072
+        # tools/vboard.py --target wroom: the small buffer sizes the core takes on an
+        # ESP32 without PSRAM, to measure them here.
+        self.small_heap = os.getenv("VBOARD_TARGET") == "wroom"
 
     def heap(self, caps=None):
         """AT+SYSRAM: the GC heap (the unix port has no other), whatever caps
