@@ -162,7 +162,7 @@ class FakeLink:
 def test_windows_lent_while_data_waits_and_one_kept(fw):
     clock, loop, at = fw
     woken = []
-    w = at.links.Windows(100, 2, 0, woken.append, loop.later)
+    w = at.links.Windows(100, 2, woken.append, loop.later)
     a, b, c = FakeLink(0), FakeLink(1), FakeLink(2)
     ra, rb, rc = (at.links.RxBuf(w, False) for _ in range(3))
     assert ra.buf is None and w.lent == 0  # idle: nothing held
@@ -177,10 +177,13 @@ def test_windows_lent_while_data_waits_and_one_kept(fw):
     assert rc.free(c) == 100 and w.spares == []  # the kept one: nothing allocated
 
 
-def test_window_at_boot_and_compaction(fw):
+def test_window_reserved_when_passive_mode_starts_and_compaction(fw):
     clock, loop, at = fw
-    w = at.links.Windows(8, 1, 1, lambda link: None, loop.later)
-    assert len(w.spares) == 1
+    w = at.links.Windows(8, 1, lambda link: None, loop.later)
+    assert w.spares == []  # nothing at boot
+    w.reserve()  # AT+CIPRECVMODE=1 / AT+CIPRECVTYPE=<id>,1
+    w.reserve()
+    assert len(w.spares) == 1  # once
     r, link = at.links.RxBuf(w, False), FakeLink(0)
     assert r.free(link) == 8
     r.tail()[:8] = b"abcdefgh"
@@ -194,7 +197,7 @@ def test_window_at_boot_and_compaction(fw):
 def test_window_the_heap_cannot_give_is_asked_for_again(fw, monkeypatch):
     clock, loop, at = fw
     woken = []
-    w = at.links.Windows(64, 5, 0, woken.append, loop.later)
+    w = at.links.Windows(64, 5, woken.append, loop.later)
     calls = []
 
     def short(n):
@@ -212,3 +215,55 @@ def test_window_the_heap_cannot_give_is_asked_for_again(fw, monkeypatch):
     loop.advance(1)  # asked for again after RETRY_MS
     assert woken == [link]
     assert r.free(link) == 64 and w.lent == 1
+
+
+# -- the data buffer of a board with a small heap ----------------------------------------------
+
+def small_engine(fw):
+    """An engine with a WROOM's data buffer and a handler that takes n bytes (as AT+CIPSEND does)."""
+    import io
+    import at.engine
+    clock, loop, at = fw
+    wrote, got = [], []
+    out = types.SimpleNamespace(write=lambda b, *a: wrote.append(bytes(b)))
+    eng = at.engine.Engine(loop, out, io.StringIO(), at.engine.DATA_SMALL)
+
+    def s_take(e, a):
+        mv = yield e.data(a[0])
+        got.append(bytes(mv))
+
+    eng.add([("+TAKE", None, None, s_take, None)])
+    return eng, wrote, got
+
+
+def test_a_send_larger_than_the_small_data_buffer_borrows_one(fw):
+    eng, wrote, got = small_engine(fw)
+    assert len(eng.dbuf) == 2924
+    data = bytes(range(256)) * 32  # 8192, ESP-AT's largest AT+CIPSEND
+    eng.feed(b"AT+TAKE=8192\r\n", 14)
+    assert wrote[-1] == b"\r\nOK\r\n\r\n>"
+    for i in range(0, len(data), 1000):
+        chunk = data[i:i + 1000]
+        eng.feed(chunk, len(chunk))
+    assert got == [data] and wrote[-1] == b"\r\nOK\r\n"
+    assert eng._dcur is eng.dbuf and len(eng.dbuf) == 2924  # the borrowed buffer is not kept
+    eng.feed(b"AT+TAKE=3\r\n", 11)  # a small one uses the data buffer again
+    eng.feed(b"xyz", 3)
+    assert got[-1] == b"xyz"
+
+
+def test_no_heap_for_a_large_send_is_error_before_the_prompt(fw, monkeypatch):
+    eng, wrote, got = small_engine(fw)
+    import at.engine
+
+    def no_heap(n):
+        raise MemoryError
+
+    monkeypatch.setattr(at.engine, "bytearray", no_heap, raising=False)
+    eng.syslog = 1
+    eng.feed(b"AT+TAKE=8192\r\n", 14)
+    assert b">" not in b"".join(wrote)  # the host never sends the data
+    assert wrote[-2:] == [b"ERR CODE:0x010a0090\r\n", b"\r\nERROR\r\n"]
+    eng.feed(b"AT+TAKE=2\r\n", 11)  # the board goes on
+    eng.feed(b"ok", 2)
+    assert got == [b"ok"]

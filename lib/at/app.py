@@ -6,7 +6,7 @@ from at.loop import Loop
 from at import output
 from at.output import Output
 from at.store import Store
-from at.engine import Engine, READY
+from at.engine import Engine, READY, DATA_MAX, DATA_SMALL
 from at import commands, fwstate
 
 RX_CHUNK = 4096  # UART bytes per read
@@ -16,8 +16,9 @@ RX_TURN = 4  # UART reads per loop turn at most, while each one fills the buffer
 
 def build(board):
     loop = Loop()
-    out = Output(loop, board.uart, output.SIZE_SMALL if board.small_heap else output.SIZE)
-    at = Engine(loop, out, board.log)
+    small = board.small_heap
+    out = Output(loop, board.uart, output.SIZE_SMALL if small else output.SIZE)
+    at = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX)
     at.board = board
     at.cfg = Store(board.log)
     commands.load(at)

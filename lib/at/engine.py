@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy only; MicroPython never runs this
     from typing import Any
 from at.task import Waits
-from at.errors import ATError, code, COMMON, NO_TERMINATOR, UNSUPPORTED, OP_ERROR, EXEC_FAIL, PROCESSING
+from at.errors import ATError, code, COMMON, NO_TERMINATOR, UNSUPPORTED, OP_ERROR, EXEC_FAIL, PROCESSING, E_NO_HEAP
 
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
@@ -23,6 +23,8 @@ SEND_OK = b"\r\nSEND OK\r\n"
 SEND_FAIL = b"\r\nSEND FAIL\r\n"
 MAXLINE = 256  # AT_Command_Set_index.rst: "no more than 256 bytes"
 DATA_MAX = 8192  # the largest AT+CIPSEND
+DATA_SMALL = 2924  # the data buffer of a board with a small heap: a block of transmit size
+# (2,920) and room for a "+" released as data; a larger send borrows a buffer for itself
 
 _IN = 1  # select.POLLIN / POLLOUT, the same on every port
 _OUT = 4
@@ -53,7 +55,7 @@ class Later:
 
 
 class Engine(Waits):
-    def __init__(self, loop, out, log=None):
+    def __init__(self, loop, out, log=None, dsize=DATA_MAX):
         self.loop = loop
         self.out = out
         self.log: "Any" = log or sys.stderr
@@ -82,7 +84,8 @@ class Engine(Waits):
         self.sink = self.command_sink
         self._stream: "Any" = None
         self._held: "Any" = None  # (buffer, from, to) of UART input a full sink holds back
-        self.dbuf = bytearray(DATA_MAX)
+        self.dbuf = bytearray(dsize)  # the data phases' buffer (sends, passthrough)
+        self._dcur = self.dbuf  # ... or the one a larger send borrowed
         self._dneed = 0
         self._dlen = 0
 
@@ -126,10 +129,25 @@ class Engine(Waits):
     def writable(obj, ms=-1):
         return (obj, _OUT, ms)
 
+    def dbuffer(self, n):
+        """A buffer for a data phase of n bytes: the data buffer, or, when it is
+        smaller (a board with a small heap keeps it to one block), a buffer of
+        n bytes for this send alone, back to the heap when the send is over (on
+        an ESP32 the GC heap grows for it and gives the area back). No heap for
+        it: ERROR before the prompt, so the host sends nothing that is lost."""
+        if n <= len(self.dbuf):
+            return self.dbuf
+        try:
+            return bytearray(n)
+        except MemoryError:
+            self.log.write("at: no heap for a %d-byte data buffer\n" % n)
+            raise ATError(code(EXEC_FAIL, E_NO_HEAP))
+
     def data(self, n, prompt=True):
         """Collect n (at most DATA_MAX) raw bytes from the UART (the ">" phase) into
-        the one data buffer, after OK and the ">" prompt; resumes with a
+        the data buffer (at.dbuffer), after OK and the ">" prompt; resumes with a
         memoryview of them."""
+        self._dcur = self.dbuffer(n)
         if prompt:
             self.write(PROMPT)
         self._dneed = n
@@ -253,11 +271,13 @@ class Engine(Waits):
 
     def _collect(self, buf, pos, end):
         take = min(end - pos, self._dneed - self._dlen)
-        self.dbuf[self._dlen:self._dlen + take] = memoryview(buf)[pos:pos + take]
+        d = self._dcur
+        d[self._dlen:self._dlen + take] = memoryview(buf)[pos:pos + take]
         self._dlen += take
         if self._dlen >= self._dneed:
             self.sink = self.command_sink
-            self._step(memoryview(self.dbuf)[:self._dneed])
+            self._dcur = self.dbuf  # a borrowed buffer lives on only in the handler's view
+            self._step(memoryview(d)[:self._dneed])
         return pos + take
 
     # -- dispatch ------------------------------------------------------------------------

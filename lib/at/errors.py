@@ -44,6 +44,8 @@ E_OTA_FLASH = 0x87  # writing the filesystem failed
 E_OTA_TLS = 0x88  # HTTPS: no CA in client_ca.0, or the handshake failed
 E_OTA_DOWNGRADE = 0x89  # the newest version is older than this one (ask for it by name)
 E_OTA_IMAGE = 0x8A  # the MicroPython image could not be written or booted
+# the board
+E_NO_HEAP = 0x90  # no heap for a send's data buffer (larger than a small-heap board keeps)
 
 
 def code(sub, ext=0):

@@ -43,17 +43,18 @@ class Windows:
     link only while it holds data the host has not read: an idle passive link
     holds none. At most `most` are out at once (a board without PSRAM lends one);
     a link that finds none leaves its data in the socket (the TCP window closes,
-    the peer waits, nothing is lost) until one comes back. `ready` of them are
-    allocated at boot, while the heap is in one piece (in a small, fragmented
-    heap a 5,760-byte block may never be found later); a buffer given back is
-    kept for the next link, so a steady stream allocates nothing."""
+    the peer waits, nothing is lost) until one comes back. The first one is
+    reserved (allocated and kept) when passive receive is switched on, or at
+    boot on a board with a small heap: after boot, such a heap has kilobytes
+    free but in holes, none of them 5,760 bytes (measured: BENCHMARKS.md,
+    "Heap"). A buffer given back is kept for the next link, so a steady stream
+    allocates nothing."""
 
-    def __init__(self, size, most, ready, wake, later):
+    def __init__(self, size, most, wake, later):
         self.size = size
         self.most = most
         self.lent = 0
-        self.keep = max(1, ready)
-        self.spares = [bytearray(size) for _ in range(ready)]
+        self.spares: "list[Any]" = []  # one kept at most
         self.waiting: "list[Any]" = []  # links stalled for want of a window
         self.wake = wake  # wake(link): read it again
         self.later = later  # loop.later
@@ -79,6 +80,15 @@ class Windows:
         self.lent += 1
         return b
 
+    def reserve(self):
+        """Passive receive is switched on: have one window ready now (without the
+        heap for it, get() asks again when data waits)."""
+        if not self.spares and not self.lent:
+            try:
+                self.spares.append(bytearray(self.size))
+            except MemoryError:
+                pass
+
     def _again(self):
         self._retry = None
         if self.waiting:
@@ -86,7 +96,7 @@ class Windows:
 
     def give(self, b):
         self.lent -= 1
-        if len(self.spares) < self.keep:
+        if not self.spares:
             self.spares.append(b)
         if self.waiting:
             self.wake(self.waiting.pop(0))
@@ -224,10 +234,11 @@ class Net:
         self._sto_timer = None
         self.rxv = memoryview(sock.SCRATCH)  # active reads, shared (see sock.py)
         # A board with a small heap lends one window at a time, allocated at boot;
-        # others up to one per link, allocated when data first waits.
+        # others up to one per link, the first when passive receive is switched on.
         small = at.board.small_heap
-        self.windows = Windows(WINDOW, 1 if small else MAX_LINKS, 1 if small else 0, self._window_back,
-                               self.loop.later)
+        self.windows = Windows(WINDOW, 1 if small else MAX_LINKS, self._window_back, self.loop.later)
+        if small:
+            self.windows.reserve()
         self._paused = []
         self._on_drained = self._resume  # one bound method: when_drained keeps a callback once, by identity
         r = os.urandom(2)
@@ -720,6 +731,8 @@ class Net:
             self.close(link)
 
     def set_passive(self, lid, mode, lenmode):
+        if mode:
+            self.windows.reserve()
         self.recvtype[lid] = mode
         self.lenmode[lid] = lenmode
         link = self.links[lid]

@@ -16,17 +16,18 @@ TRANSMIT_MAX = 2920
 
 # -- AT+CIPSENDEX ---------------------------------------------------------------------
 class _Unescape:
-    """A sink that copies bytes into at.dbuf, dropping the backslash of "\\<any>",
-    until n bytes are in or an unescaped "\\0" arrives."""
+    """A sink that copies bytes into a data buffer (at.dbuffer), dropping the
+    backslash of "\\<any>", until n bytes are in or an unescaped "\\0" arrives."""
 
     def __init__(self, at, n):
         self.at = at
+        self.d = at.dbuffer(n)
         self.need = n
         self.n = 0
         self.esc = False
 
     def sink(self, buf, pos, end):
-        d = self.at.dbuf
+        d = self.d
         while pos < end:
             if self.esc:
                 self.esc = False
