@@ -72,10 +72,11 @@ from bench.sendl import bench_sendl
 from bench.server import bench_server
 from bench.ssl_links import bench_ssl
 from bench.tcpv6 import bench_tcpv6
-from bench.twin import TWIN_BAUDS, TWIN_RELEASES, TWIN_SECTIONS, TWIN_SECTION_S, bench_twin_loop
+from bench.twin import TWIN_BAUDS, TWIN_SECTIONS, TWIN_SECTION_S, bench_twin_loop
 from bench.twin_flow import bench_twin_flow
 from bench.twin_ipd import bench_twin_ipd
 from bench.twin_rate import bench_twin_rate
+import vboard  # tools/vboard.py (the package puts tools/ on sys.path)
 
 
 SECTION_S = 55.0  # a section that takes longer is reported
@@ -150,7 +151,7 @@ def _watchdog(signum, frame):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="tools/bench", description=__doc__.split("\n")[0])
     p.add_argument("--port", default=None, help="serial port or pyserial URL of a real board")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--host-ip", default="127.0.0.1", help="this host's address as the board sees it")
@@ -177,7 +178,7 @@ def main(argv=None):
     p.add_argument("--board", choices=("unix", "esp32"), default=os.getenv("BOARD") or "unix",
                    help="the virtual board's personality (default unix, or $BOARD): esp32 is the ESP32 twin, "
                         "whose UART runs at the line rate; it runs the twin_* sections by default")
-    p.add_argument("--mpy", default=os.getenv("MPY") or "1.27", choices=TWIN_RELEASES,
+    p.add_argument("--mpy", default=os.getenv("MPY") or "1.27", choices=vboard.RELEASES,
                    help="the ESP32 twin's MicroPython release (default 1.27, or $MPY)")
     p.add_argument("--bauds", default=TWIN_BAUDS, help="line rates of the twin sections (default %s)" % TWIN_BAUDS)
     p.add_argument("--line-seconds", type=float, default=5.7,

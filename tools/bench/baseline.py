@@ -5,8 +5,11 @@ import subprocess
 import time
 import tty
 
+from board import Timeout, stop_process
+from vboard import micropython
+
 from bench import ROOT
-from bench.common import JobPeer, OK, Timeout, Wire, latency_up, micropython, pipe_down, pipe_up
+from bench.common import JobPeer, OK, Wire, latency_up, pipe_down, pipe_up
 
 
 BASELINE = ROOT / "tools" / "bench_baseline.py"
@@ -47,13 +50,7 @@ class BaselineProc:
     def close(self):
         if self.wire:
             self.wire.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)

@@ -2,8 +2,10 @@
 import statistics
 import time
 
+from board import FINAL, Timeout
+
 from bench.baseline import BaseCopy, BaselineProc
-from bench.common import FINAL, Flow, MiB, SEND_OK, Sink, Timeout, mbps, mib, payload, spread
+from bench.common import Flow, MiB, SEND_OK, Sink, mbps, mib, payload, spread
 
 
 CIPSEND_SIZES = (2048, 8192)  # 2048 is the figure asked for; 8192 (the largest) for contrast

@@ -3,9 +3,7 @@ Sink, JobPeer, pipe_up/pipe_down, latency_up), payloads, the run's context (Ctx)
 report's notes."""
 import hashlib
 import os
-import pathlib
 import queue
-import re
 import select
 import socket
 import statistics
@@ -15,36 +13,27 @@ import time
 
 import serial
 
+from board import Dut, Timeout
 from peers import TcpServer
 
 
 MiB = 1 << 20
 OK = b"\r\nOK\r\n"
 SEND_OK = b"\r\nSEND OK\r\n"
-FINAL = re.compile(rb"\r\n(OK|ERROR|SEND OK|SEND FAIL)\r\n")
 
 
-class Timeout(AssertionError):
-    pass
-
-
-def micropython():
-    exe = pathlib.Path(sys.executable).parent / "micropython"
-    return str(exe) if exe.exists() else "micropython"
-
-
-class Wire:
-    """A serial port (a pty path, a device, or a pyserial URL) read and written as
-    directly as possible: os.read/os.write on its fd with poll, so that the host adds
-    as little as it can to what is measured. Same calls as tests/board.py's Dut."""
+class Wire(Dut):
+    """tests/board.py's Dut on a serial port (a pty path, a device, or a pyserial URL) read
+    and written as directly as possible: os.read/os.write on its fd with poll, so that the
+    host adds as little as it can to what is measured (Dut reads through pyserial, 50 ms a
+    wait). Dut's read_until, read_exactly, quiet, cmd and ok run on it as they are."""
 
     def __init__(self, url, baud=115200):
-        self.ser = serial.serial_for_url(url, baud, timeout=0)
+        super().__init__(serial.serial_for_url(url, baud, timeout=0))
         try:
             self.fd = self.ser.fileno()
         except Exception:
             self.fd = None  # a URL without an fd (socket://, rfc2217://): through pyserial
-        self.buf = bytearray()
         if self.fd is not None:
             os.set_blocking(self.fd, False)
             self._pin = select.poll()
@@ -107,57 +96,13 @@ class Wire:
         self.buf += d
         return len(d)
 
-    def read_until(self, pattern, timeout=5.0):
-        """Read until pattern (bytes or regex) appears; return everything up to its end."""
-        deadline = time.monotonic() + timeout
-        start = 0
-        while True:
-            if isinstance(pattern, (bytes, bytearray)):
-                i = self.buf.find(pattern, start)
-                end = i + len(pattern) if i >= 0 else -1
-                start = max(0, len(self.buf) - len(pattern) + 1)
-            else:
-                m = pattern.search(self.buf)
-                end = m.end() if m else -1
-            if end >= 0:
-                out = bytes(self.buf[:end])
-                del self.buf[:end]
-                return out
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Timeout("waited %.1fs for %r; got %r" % (timeout, pattern, bytes(self.buf[-300:])))
-            self.read_some(min(left, 0.1))
-
-    def read_exactly(self, n, timeout=5.0):
-        """Read until n bytes are in; return them."""
-        deadline = time.monotonic() + timeout
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Timeout("wanted %d bytes, got %d: %r" % (n, len(self.buf), bytes(self.buf[:200])))
-            self.read_some(min(left, 0.1))
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    def quiet(self, seconds=0.2):
-        """Read for a while; return and drop whatever came."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.read_some(deadline - time.monotonic())
-        out = bytes(self.buf)
-        self.buf.clear()
-        return out
-
-    def cmd(self, line, timeout=5.0):
-        self.write(line.encode() + b"\r\n")
-        return self.read_until(FINAL, timeout)
-
-    def ok(self, line, timeout=5.0):
-        r = self.cmd(line, timeout)
-        if not r.endswith(OK):
-            raise AssertionError("%s -> %r" % (line, r[-300:]))
-        return r
+    def _fill(self, deadline):
+        """Dut's one read step (its reads wait in it): at most 0.1 s, False once the deadline passed."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        self.read_some(min(left, 0.1))
+        return True
 
 
 def round_trips(wire, n, line=b"AT\r\n", timeout=2.0):
@@ -225,11 +170,13 @@ class Flow:
 
 
 class Sink:
-    """A TCP peer that reads every connection into the current flow."""
+    """A TCP peer that reads every connection into the current flow. server(host, handler)
+    makes the peer: tests/peers.py's TcpServer, or a tests/tlspeers.py TlsServer for TLS
+    (ssl_links.BenchPki.tls_server)."""
 
-    def __init__(self, host):
+    def __init__(self, host, server=TcpServer):
         self.flow = None
-        self.srv = TcpServer(host, self._handler)
+        self.srv = server(host, self._handler)
         self.port = self.srv.port
 
     def _handler(self, c, srv):
@@ -252,18 +199,6 @@ class Sink:
 
 def timed_out(e):
     return isinstance(e, TimeoutError) or "timed out" in str(e)
-
-
-def hold_open(c, srv):
-    """Keep a connection open, reading and dropping, until it or the server closes."""
-    c.settimeout(0.2)
-    while not srv._stop:
-        try:
-            if not c.recv(65536):
-                return
-        except OSError as e:
-            if not timed_out(e):
-                return
 
 
 def read_raw(wire, flow, deadline):
@@ -316,12 +251,13 @@ def payload(n, seed=b"bench"):
 class JobPeer:
     """A TCP peer (one connection at a time) that does what it is told, in its own thread:
     receive into a flow, send data, or time-stamp every arrival. The same peer code
-    serves the baseline copy loop and the firmware, so both are measured alike."""
+    serves the baseline copy loop and the firmware, so both are measured alike. server: as
+    Sink's."""
 
-    def __init__(self, host):
+    def __init__(self, host, server=TcpServer):
         self.jobs = queue.Queue()
         self.stamps = queue.Queue()  # ("stamp" jobs) (perf_counter at recv, bytes)
-        self.srv = TcpServer(host, self._handler)
+        self.srv = server(host, self._handler)
         self.port = self.srv.port
 
     def _handler(self, c, srv):

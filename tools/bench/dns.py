@@ -2,8 +2,11 @@
 and a minimal loop."""
 import re
 import socket
-import threading
 import time
+
+from dnslib import DNSRecord
+
+from netpeers import DnsServer
 
 from bench.baseline import BaseResponder, BaselineProc
 from bench.common import ms_rows, round_trips, stats_ms
@@ -13,62 +16,9 @@ DNS_NAME = "bench.test"
 DNS_BLOCK = 20  # lookups per block; blocks of each kind alternate
 
 
-class DnsServer:
-    """A DNS server (dnslib) on UDP port 53 of host, or of the first free 127.0.0.x from .2 on:
-    A records from `records`, NXDOMAIN for other names. Counts the queries it answers."""
-
-    def __init__(self, records, host=None):
-        from dnslib import DNSRecord  # noqa: F401  (fail early if missing)
-        self.records = records
-        self.count = 0
-        hosts = [host] if host else ["127.0.0.%d" % i for i in range(2, 255)]
-        last = None
-        for h in hosts:
-            s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                s.bind((h, 53))
-                self.sock, self.host = s, h
-                break
-            except OSError as e:
-                last = e
-                s.close()
-        else:
-            raise OSError("cannot bind UDP port 53 on %s: %r" % ("any of 127.0.0.2-254" if not host else host, last))
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        from dnslib import QTYPE, RCODE, RR, A, DNSRecord
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            try:
-                q = DNSRecord.parse(data)
-                r = q.reply()
-                name = str(q.q.qname).rstrip(".")
-                ip = self.records.get(name)
-                if ip is None:
-                    r.header.rcode = RCODE.NXDOMAIN
-                elif q.q.qtype == QTYPE.A:
-                    r.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(ip), ttl=60))
-                self.count += 1
-                self.sock.sendto(r.pack(), addr)
-            except Exception:  # noqa: BLE001  (a bad packet: no answer)
-                pass
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 def py_lookup(server, name, want):
     """Seconds for a host-side lookup as the firmware makes it: a fresh UDP socket, a dnslib
     query, the answer parsed with dnslib."""
-    from dnslib import DNSRecord
     t0 = time.perf_counter()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -98,7 +48,7 @@ def bench_dns(ctx):
     w = ctx.wire
     want = ctx.host
     try:
-        srv = DnsServer({DNS_NAME: want}, ctx.host if ctx.args.port else None)
+        srv = DnsServer({DNS_NAME: {"A": [want]}}, host=ctx.host if ctx.args.port else None)
     except OSError as e:
         print("  skipped: %s (binding port 53 needs root)" % e)
         return
@@ -120,12 +70,12 @@ def bench_dns(ctx):
         fw_name, fw_lit, host, mini, mini_lit = [], [], [], [], []
         queries = 0
         for _ in range((ctx.args.lookups + DNS_BLOCK - 1) // DNS_BLOCK):
-            c0 = srv.count
+            c0 = len(srv.queries)
             fw_name += round_trips(w, DNS_BLOCK, name_line)
-            queries += srv.count - c0
-            c0 = srv.count
+            queries += len(srv.queries) - c0
+            c0 = len(srv.queries)
             fw_lit += round_trips(w, DNS_BLOCK, lit_line)
-            if srv.count != c0:
+            if len(srv.queries) != c0:
                 raise AssertionError("an IP literal in AT+CIPDOMAIN reached the DNS server")
             host += [py_lookup(srv.host, DNS_NAME, want) for _ in range(DNS_BLOCK)]
             mini += round_trips(bw, DNS_BLOCK, name_line)

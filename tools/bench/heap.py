@@ -1,24 +1,14 @@
 """Sections heap (free heap after boot and with 5 links open) and heap32 (the GC heap in the
 chip's units), and the heap figures the other sections use."""
 import json
-import os
 import re
 import subprocess
 import sys
 
-from peers import TcpServer
+from peers import TcpServer, sink
+import vboard
+
 from bench import ROOT
-from bench.common import hold_open, micropython
-
-
-CODE_PROBE = (
-    "import gc\n"
-    "gc.collect(); f = gc.mem_free()\n"
-    "import at.app, at.ports.unix\n"
-    "from at import commands\n"
-    "for n in commands.CORE + tuple(g[0] for g in commands.ON_USE): __import__('at.commands.' + n)\n"
-    "gc.collect(); print(f - gc.mem_free())\n"
-)
 
 
 def heap_bytes(text):
@@ -30,22 +20,20 @@ def heap_bytes(text):
 
 def empty_free(heap):
     """gc.mem_free() of an interpreter that has loaded nothing, at this heap size."""
-    r = subprocess.run([micropython(), "-X", "heapsize=%s" % heap, "-c",
+    r = subprocess.run([vboard.micropython(), "-X", "heapsize=%s" % heap, "-c",
                         "import gc; gc.collect(); print(gc.mem_free())"],
                        capture_output=True, text=True, timeout=20)
     return int(r.stdout.split()[-1])
 
 
 def code_heap():
-    """Heap the firmware's compiled modules take once imported (None if unknown)."""
+    """Heap the firmware's compiled modules take once imported, as tools/vboard.py measures it
+    (None if unknown)."""
     lib = ROOT / "build" / "vboard" / "lib"
     if not lib.is_dir():
         return None
     try:
-        r = subprocess.run([micropython(), "-X", "heapsize=4m", "-c", CODE_PROBE],
-                           env=dict(os.environ, MICROPYPATH=str(lib)),
-                           capture_output=True, text=True, timeout=20)
-        return int(r.stdout.split()[-1])
+        return vboard.code_heap(lib)
     except (ValueError, IndexError, subprocess.SubprocessError):
         return None
 
@@ -70,7 +58,7 @@ def heap_use(ctx, used):
 def bench_heap(ctx):
     """Free heap with AT+CIPMUX=1 and five TCP links open to a local server."""
     w = ctx.wire
-    srv = TcpServer(ctx.host, hold_open)
+    srv = TcpServer(ctx.host, sink)
     try:
         w.ok("AT+CIPMUX=1")
         for i in range(5):

@@ -4,14 +4,18 @@ import statistics
 import threading
 import time
 
-from peers import TcpServer
+from board import FINAL
+from peers import TcpServer, sink
+
 from bench.baseline import BaseCopy
-from bench.common import FINAL, Flow, MiB, hold_open, mbps, payload, spread
+from bench.common import Flow, MiB, mbps, payload, spread
 
 
-def parse_ipd(buf, pos, flow, state):
-    """Consume "+IPD,[<id>,]<len>[,...]:<data>" frames from buf[pos:] into flow; return the
-    new pos. state = [payload still owed, mux, list of the text found between frames]."""
+def parse_ipd(buf, pos, flows, state):
+    """Consume "+IPD,[<id>,]<len>[,...]:<data>" frames from buf[pos:]; return the new pos. flows:
+    the Flow of a CIPMUX=0 link, or {link id: Flow} with CIPMUX=1. state = [payload still owed,
+    the flow it goes to, list of the text found between frames, frames]."""
+    mux = isinstance(flows, dict)
     end = len(buf)
     mv = memoryview(buf)
     try:
@@ -19,7 +23,7 @@ def parse_ipd(buf, pos, flow, state):
             need = state[0]
             if need:
                 take = min(need, end - pos)
-                flow.add(mv[pos:pos + take])
+                state[1].add(mv[pos:pos + take])
                 state[0] = need - take
                 pos += take
                 continue
@@ -32,7 +36,14 @@ def parse_ipd(buf, pos, flow, state):
                     raise AssertionError("bad +IPD header: %r" % bytes(buf[i:i + 80]))
                 return i
             f = bytes(buf[i + 5:j]).split(b",")
-            state[0] = int(f[1] if state[1] else f[0])
+            if mux:
+                flow = flows.get(int(f[0]))
+                if flow is None:
+                    raise AssertionError("+IPD for link %s, which no client of this run has" % f[0].decode())
+                state[0], state[1] = int(f[1]), flow
+            else:
+                state[0], state[1] = int(f[0]), flows
+            state[3] += 1
             if buf[pos:i].strip(b"\r\n"):
                 state[2].append(bytes(buf[pos:i][:80]))
             pos = j + 1
@@ -41,9 +52,34 @@ def parse_ipd(buf, pos, flow, state):
         mv.release()
 
 
-def fw_ipd(ctx, n, typ="TCP", host=None, wrap=None):
+def read_frames(w, flows, until):
+    """Read the port, its +IPD frames parsed into flows (as parse_ipd's), until every flow is
+    complete or `until` (time.monotonic()) passes. Returns parse_ipd's state."""
+    if isinstance(flows, dict):
+        def complete():
+            return all(f.done.is_set() for f in flows.values())
+    else:
+        complete = flows.done.is_set
+    state = [0, None, [], 0]
+    buf = w.buf
+    pos = 0
+    while not complete():
+        left = until - time.monotonic()
+        if left <= 0:
+            break
+        w.read_some(min(left, 0.1))
+        pos = parse_ipd(buf, pos, flows, state)
+        if pos > 65536:
+            del buf[:pos]
+            pos = 0
+    del buf[:pos]
+    return state
+
+
+def fw_ipd(ctx, n, typ="TCP", host=None, server=TcpServer):
     """One +IPD run: a fresh CIPMUX=0 link of type typ to a peer on host (default ctx.host), the
-    peer sends n bytes, the host parses the frames. wrap(conn) makes the peer's end (TLS).
+    peer sends n bytes, the host parses the frames. server(host, handler) makes the peer (TcpServer;
+    BenchPki.tls_server for "SSL").
     Returns (MB/s, whole, frames, text found between frames, bytes that arrived, MB/s to the last
     byte that arrived)."""
     w = ctx.wire
@@ -53,39 +89,22 @@ def fw_ipd(ctx, n, typ="TCP", host=None, wrap=None):
     host = host or ctx.host
 
     def source(c, srv):
-        if wrap is not None:
-            c = wrap(c)
         if go.wait(ctx.run_s + 5):
             started[0] = time.perf_counter()
             c.sendall(data)
-        hold_open(c, srv)
+        sink(c, srv)
 
-    srv = TcpServer(host, source)
+    srv = server(host, source)
     try:
         w.ok('AT+CIPSTART="%s","%s",%d' % (typ, host, srv.port), timeout=20)
         srv.wait_conn(5)
         w.quiet(0.05)
         flow = Flow(n)
-        state = [0, 0, []]  # owed, mux, text between frames
-        frames = 0
         deadline = time.monotonic() + ctx.run_s
-        buf = w.buf
-        pos = 0
         go.set()
-        while not flow.done.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            w.read_some(min(left, 0.1))
-            pos = parse_ipd(buf, pos, flow, state)
-            if pos > 65536:
-                frames += buf.count(b"+IPD,", 0, pos)
-                del buf[:pos]
-                pos = 0
-        frames += buf.count(b"+IPD,", 0, pos)
+        state = read_frames(w, flow, deadline)
         whole = flow.done.is_set()
         t_end = flow.t_last if whole else time.perf_counter()
-        del buf[:pos]
         if whole and flow.digest() != want:
             raise AssertionError("+IPD payload: SHA-256 mismatch")
         if not whole and flow.digest() != hashlib.sha256(data[:flow.n]).hexdigest():
@@ -94,7 +113,7 @@ def fw_ipd(ctx, n, typ="TCP", host=None, wrap=None):
         w.read_until(FINAL, 10)
         w.quiet(0.1)
         t0 = started[0] or t_end
-        return (mbps(flow.n, t_end - t0), whole, frames, state[2], flow.n,
+        return (mbps(flow.n, t_end - t0), whole, state[3], state[2], flow.n,
                 mbps(flow.n, (flow.t_last or t_end) - t0))
     finally:
         srv.close()

@@ -1,6 +1,4 @@
 """Section latency: AT -> OK round trips beside the bare responder."""
-
-
 from bench.baseline import BaseResponder
 from bench.common import round_trips, stats_ms
 

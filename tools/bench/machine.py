@@ -6,8 +6,10 @@ import subprocess
 import tempfile
 
 from board import VirtualBoard
+from vboard import micropython
+
 from bench.baseline import BASE_HEAP
-from bench.common import MiB, Wire, micropython
+from bench.common import MiB, Wire
 from bench.heap import code_heap, empty_free, heap_bytes, heap_use, sysram
 from bench.twin import TWIN_SECTIONS, board_args, twin_bauds
 

@@ -4,9 +4,10 @@ import statistics
 import threading
 import time
 
-from peers import TcpServer
+from peers import TcpServer, sink
+
 from bench.baseline import BaseCopy, BaselineProc
-from bench.common import Flow, JobPeer, OK, base_row, hold_open, mbps, mib, payload, rate_note, send_all
+from bench.common import Flow, JobPeer, OK, base_row, mbps, mib, payload, rate_note, send_all
 
 
 class BaseRecvdata:
@@ -79,7 +80,7 @@ def fw_passive(ctx, n, chunk):
         if go.wait(ctx.run_s + 5):
             started[0] = time.perf_counter()
             send_all(c, data, time.monotonic() + ctx.run_s + 2)
-        hold_open(c, srv)
+        sink(c, srv)
 
     srv = TcpServer(ctx.host, source)
     try:

@@ -4,8 +4,10 @@ import statistics
 import threading
 import time
 
+from board import Timeout
+
 from bench.baseline import BaseCopy
-from bench.common import Flow, SEND_OK, Sink, Timeout, base_row, mbps, mib, payload, plus, rate_note
+from bench.common import Flow, SEND_OK, Sink, base_row, mbps, mib, payload, plus, rate_note
 
 
 def fw_sendl(ctx, sink, n, typ="TCP"):

@@ -6,24 +6,21 @@ import statistics
 import threading
 import time
 
+from board import FINAL, Timeout
+from peers import free_port
+
 from bench.baseline import BaseCopy
 from bench.cipsend import BaseCipsend, cipsend_note
-from bench.common import FINAL, Flow, MiB, SEND_OK, Timeout, base_row, mbps, payload, rate_note, send_all
+from bench.common import Flow, MiB, SEND_OK, base_row, mbps, payload, rate_note, send_all
+from bench.ipd import read_frames
 
 
 SERVER_CLIENTS = 5
 
 
-def free_port(host):
-    s = socket.socket()
-    s.bind((host, 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 class Client:
-    """A host client of the board's server: a reader thread hashes what arrives into .flow."""
+    """A host client of the board's server: a reader thread hashes what arrives into .flow (its
+    socket stays blocking: fw_server_rx's threads send on it with MSG_DONTWAIT)."""
 
     def __init__(self, addr):
         self.sock = socket.create_connection(addr, timeout=5)
@@ -48,47 +45,8 @@ class Client:
                 self.flow.add(d)
 
     def close(self):
-        self.stop = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def parse_ipd_mux(buf, pos, flows, state):
-    """Consume "+IPD,<id>,<len>:<data>" frames from buf[pos:] into flows[id]; return the new
-    pos. state = [payload still owed, the flow it goes to, text found between frames, frames]."""
-    end = len(buf)
-    mv = memoryview(buf)
-    try:
-        while pos < end:
-            need = state[0]
-            if need:
-                take = min(need, end - pos)
-                state[1].add(mv[pos:pos + take])
-                state[0] = need - take
-                pos += take
-                continue
-            i = buf.find(b"+IPD,", pos)
-            if i < 0:
-                return max(pos, end - 4)
-            j = buf.find(b":", i, i + 40)
-            if j < 0:
-                if end - i > 40:
-                    raise AssertionError("bad +IPD header: %r" % bytes(buf[i:i + 40]))
-                return i
-            lid, n = bytes(buf[i + 5:j]).split(b",")
-            flow = flows.get(int(lid))
-            if flow is None:
-                raise AssertionError("+IPD for link %s, which no client of this run has" % lid)
-            state[0], state[1] = int(n), flow
-            state[3] += 1
-            if buf[pos:i].strip(b"\r\n"):
-                state[2].append(bytes(buf[pos:i][:80]))
-            pos = j + 1
-        return pos
-    finally:
-        mv.release()
+        self.stop = True  # the reader sees it within 0.1 s, or an error on the closed socket
+        self.sock.close()
 
 
 def fw_server_rx(ctx, clients, per):
@@ -112,20 +70,8 @@ def fw_server_rx(ctx, clients, per):
     threads = [threading.Thread(target=push, args=(lid,), daemon=True) for lid in clients]
     for t in threads:
         t.start()
-    state = [0, None, [], 0]
-    buf = w.buf
-    pos = 0
     go.set()
-    while not all(f.done.is_set() for f in flows.values()):
-        left = until - time.monotonic()
-        if left <= 0:
-            break
-        w.read_some(min(left, 0.1))
-        pos = parse_ipd_mux(buf, pos, flows, state)
-        if pos > 65536:
-            del buf[:pos]
-            pos = 0
-    del buf[:pos]
+    state = read_frames(w, flows, until)
     whole = all(f.done.is_set() for f in flows.values())
     for t in threads:
         t.join(2)
@@ -241,14 +187,19 @@ def bench_server(ctx):
         ctx.row("server", "server CIPSEND 2048B round-robin vs minimal loop", "%.2f MB/s" % rate,
                 "minimal CIPSEND loop %.2f MB/s" % p, "%.0f%%" % (100 * rate / p))
     finally:
-        w.write(b"AT+CIPSERVER=0,1\r\n")
-        try:
-            w.read_until(FINAL, 10)
-        finally:
-            for c in opened:
-                c.close()
-            w.quiet(0.2)
-            w.ok("AT+CIPMUX=0")
+        server_off(w, opened)
+
+
+def server_off(w, opened):
+    """AT+CIPSERVER=0,1 (which closes every link), the clients closed, CIPMUX=0 again."""
+    w.write(b"AT+CIPSERVER=0,1\r\n")
+    try:
+        w.read_until(FINAL, 10)
+    finally:
+        for c in opened:
+            c.close()
+        w.quiet(0.2)
+        w.ok("AT+CIPMUX=0")
 
 
 def server_clients(ctx, board, port, k):

@@ -4,14 +4,18 @@ import os
 import queue
 import re
 import socket
+import ssl
 import statistics
 import tempfile
 import time
 
-from peers import TcpServer
+from board import FINAL
+from peers import TcpServer, sink
+from tlspeers import Pki, TlsServer, erase, provision
+
 from bench.baseline import BaseCopy, BaseResponder, BaselineProc
 from bench.cipsend import cipsend_note, fw_cipsend
-from bench.common import FINAL, JobPeer, OK, Sink, Wire, base_row, hold_open, mib, ms_rows, rate_note, spread, stats_ms, timed_out
+from bench.common import JobPeer, OK, Sink, Wire, base_row, mib, ms_rows, rate_note, spread, stats_ms, timed_out
 from bench.heap import sysram
 from bench.ipd import fw_ipd
 from bench.sendl import fw_sendl
@@ -20,30 +24,23 @@ from bench.sendl import fw_sendl
 CONNECTED = b"CONNECT\r\n\r\nOK\r\n"
 
 
-class Pki:
-    """A test CA (trustme) and a certificate for the host's addresses: the Python peers' server
-    context, a Python client context that trusts the CA, the CA as PEM (what the board stores as
-    client_ca.0) and as DER in a file (for tools/bench_baseline.py)."""
+class BenchPki(Pki):
+    """tests/tlspeers.py's test PKI, and what the bench needs besides: the CA as DER in a file
+    (for tools/bench_baseline.py tls), a reference Python client, and its TLS peers."""
 
-    def __init__(self, names):
-        import ssl
-        import trustme
-        self.ca = trustme.CA()
-        self.cert = self.ca.issue_cert(*names)
-        self.server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.cert.configure_cert(self.server_ctx)
-        self.client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        self.ca.configure_trust(self.client_ctx)
-        # The board's mbedTLS speaks TLS 1.2: the Python client (a reference) does the same.
-        self.client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        self.ca_pem = self.ca.cert_pem.bytes()
+    def __init__(self, host_ip):
+        super().__init__(host_ip)
         fd, self.ca_der = tempfile.mkstemp(prefix="bench-ca-", suffix=".der")
         with os.fdopen(fd, "wb") as f:
-            f.write(ssl.PEM_cert_to_DER_cert(self.ca_pem.decode()))
+            f.write(ssl.PEM_cert_to_DER_cert(self.ca.cert_pem.bytes().decode()))
+        # The board's mbedTLS speaks TLS 1.2: the Python client (a reference) does the same.
+        self.reference_client = self.client_ctx()
+        self.reference_client.maximum_version = ssl.TLSVersion.TLSv1_2
 
-    def wrap(self, c):
-        """The server end of a TLS connection (the handshake runs here)."""
-        return self.server_ctx.wrap_socket(c, server_side=True)
+    def tls_server(self, host, handler):
+        """A TlsServer (tests/tlspeers.py) with the host's certificate: handler(ssl socket, server)
+        runs once the handshake is done. Sink, JobPeer and fw_ipd take it as their server."""
+        return TlsServer(host, self.server_ctx(), handler)
 
     def close(self):
         try:
@@ -54,35 +51,18 @@ class Pki:
 
 def get_pki(ctx):
     if getattr(ctx, "pki", None) is None:
-        names = ["localhost", "127.0.0.1", "::1"]
-        for h in (ctx.host, ctx.host6):
-            if h not in names:
-                names.append(h)
-        ctx.pki = Pki(names)
+        ctx.pki = BenchPki(ctx.host)
         ctx.at_exit(ctx.pki.close)
     return ctx.pki
-
-
-class TlsSink(Sink):
-    """Sink over TLS: every connection is wrapped (server side) and read into the current flow."""
-
-    def __init__(self, host, pki):
-        self.pki = pki
-        super().__init__(host)
-
-    def _handler(self, c, srv):
-        super()._handler(self.pki.wrap(c), srv)
 
 
 class TlsJobPeer(JobPeer):
     """JobPeer over TLS ("recv" and "send" jobs), for the TLS copy loop."""
 
     def __init__(self, host, pki):
-        self.pki = pki
-        super().__init__(host)
+        super().__init__(host, pki.tls_server)
 
-    def _handler(self, c, srv):
-        s = self.pki.wrap(c)
+    def _handler(self, s, srv):
         s.settimeout(0.1)
         while not srv._stop:
             try:
@@ -152,22 +132,12 @@ def py_handshake(pki, host, port):
     t0 = time.perf_counter()
     s = socket.create_connection((host, port), timeout=10)
     try:
-        ss = pki.client_ctx.wrap_socket(s, server_hostname=host)
+        ss = pki.reference_client.wrap_socket(s, server_hostname=host)
         t = time.perf_counter() - t0
         ss.close()
     finally:
         s.close()
     return t
-
-
-def provision(w, ns, key, data):
-    """AT+SYSMFG write of a binary value (tests/tlspeers.py's provision over this Wire)."""
-    w.write(b'AT+SYSMFG=2,"%s","%s",8,%d\r\n' % (ns.encode(), key.encode(), len(data)))
-    w.read_until(b">", 5)
-    w.write(data)
-    r = w.read_until(FINAL, 10)
-    if not r.endswith(OK):
-        raise AssertionError("AT+SYSMFG=2,%s,%s -> %r" % (ns, key, r[-200:]))
 
 
 def mfg_read(w, ns, key):
@@ -355,7 +325,7 @@ def _ssl_throughput(ctx):
     copy = ctx.baseline(BaseCopy)
     tcopy = ctx.baseline(BaseTlsCopy)
     sink = Sink(ctx.host)
-    tsink = TlsSink(ctx.host, pki)
+    tsink = Sink(ctx.host, pki.tls_server)
     w.ok("AT+CIPSSLCCONF=0,0,0")
     w.ok("AT+CIPSENDLCFG=1048576")
     try:
@@ -374,7 +344,7 @@ def _ssl_throughput(ctx):
             r_dn.append(copy.down(n))
             t_dn.append(tcopy.down(n))
             f_dn.append(fw_ipd(ctx, n))
-            s_dn.append(fw_ipd(ctx, n, "SSL", wrap=pki.wrap))
+            s_dn.append(fw_ipd(ctx, n, "SSL", server=pki.tls_server))
     finally:
         sink.close()
         tsink.close()
@@ -425,20 +395,19 @@ def bench_ssl(ctx):
     pki = get_pki(ctx)
     seen = []
 
-    def tls_hold(c, srv):
-        s = pki.wrap(c)
+    def tls_hold(s, srv):
         seen.append((s.version(), s.cipher()[0]))
-        hold_open(s, srv)
+        sink(s, srv)
 
-    tsrv = TcpServer(ctx.host, tls_hold)
-    psrv = TcpServer(ctx.host, hold_open)
+    tsrv = pki.tls_server(ctx.host, tls_hold)
+    psrv = TcpServer(ctx.host, sink)
     w.ok("AT+CIPMUX=0")
     saved = None
     if ctx.args.port:  # a real board: put its CA and SSL settings back afterwards
         m = re.search(rb"\+CIPSSLCCONF:\d+,(\d+),(\d+),(\d+)", w.ok("AT+CIPSSLCCONF?"))
         saved = (mfg_read(w, "client_ca", "client_ca.0"), m.groups() if m else (b"0", b"0", b"0"))
     try:
-        provision(w, "client_ca", "client_ca.0", pki.ca_pem)
+        provision(w, "client_ca", "client_ca.0", pki.ca.cert_pem.bytes())
         _ssl_heap(ctx, tsrv, psrv)
         _ssl_handshakes(ctx, tsrv, psrv, seen)
         _ssl_throughput(ctx)
@@ -449,7 +418,7 @@ def bench_ssl(ctx):
         if saved is not None:
             ca, conf = saved
             if ca is None:
-                w.cmd('AT+SYSMFG=0,"client_ca","client_ca.0"')
+                erase(w, "client_ca", "client_ca.0")
             else:
                 provision(w, "client_ca", "client_ca.0", ca)
             w.ok("AT+CIPSSLCCONF=%s" % b",".join(conf).decode())

@@ -6,8 +6,10 @@ import re
 import threading
 import time
 
+from board import Timeout
+
 from bench import ROOT
-from bench.common import OK, Timeout
+from bench.common import OK
 
 
 # On `--board esp32` the board's UART is tools/twin/machine.py: bytes move at the rate AT+UART_CUR
@@ -18,7 +20,6 @@ from bench.common import OK, Timeout
 # one run, its bytes checked with SHA-256 at the receiving end, and the twin's counters
 # (<flash>.stats.json) read before and after it.
 TWIN_BAUDS = "115200,921600,3000000"
-TWIN_RELEASES = ("1.24", "1.25", "1.26", "1.27", "1.28")  # tools/vboard.py RELEASES
 TWIN_SECTIONS = ("twin_rate", "twin_ipd", "twin_flow", "twin_loop")
 TWIN_SECTION_S = 200.0  # a twin section runs every rate
 STALL_RCVBUF = 4096  # the stalling peer's SO_RCVBUF (Linux doubles it): back-pressure reaches the board soon
@@ -64,7 +65,7 @@ def twin_stats(ctx, fresh=True):
     """The twin's UART counters (VirtualBoard.stats(), <flash>.stats.json, saved about twice a
     second while the firmware runs). fresh: wait (at most 2 s) for a copy saved from now on."""
     if fresh:
-        path = ctx.vb.flash.parent / (ctx.vb.flash.name + ".stats.json")
+        path = ctx.vb.stats_path
         t = time.time()
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:

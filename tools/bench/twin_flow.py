@@ -4,7 +4,9 @@ import socket
 import threading
 import time
 
-from bench.common import Flow, JobPeer, Sink, Timeout, mbps, payload, plus
+from board import Timeout
+
+from bench.common import Flow, JobPeer, Sink, mbps, payload, plus
 from bench.passthrough import enter, resume
 from bench.twin import QUIET_S, STALL_RCVBUF, Stall, arrived, at_baud, commas, host_write, kb, line_rate, of_line, settle, twin_bauds, twin_bytes, twin_fail, twin_line, twin_meter, twin_note
 

@@ -1,8 +1,7 @@
 """Section twin_ipd (ESP32 twin): +IPD from 5 links at once at each line rate."""
+from peers import free_port
 
-
-from bench.common import FINAL
-from bench.server import SERVER_CLIENTS, free_port, fw_server_rx, server_clients
+from bench.server import SERVER_CLIENTS, fw_server_rx, server_clients, server_off
 from bench.twin import at_baud, commas, kb, line_rate, of_line, twin_bauds, twin_bytes, twin_fail, twin_line, twin_meter, twin_note
 
 
@@ -44,12 +43,7 @@ def bench_twin_ipd(ctx):
             ctx.row(S, fig, kb(rate), "line %s" % kb(line_rate(baud) / 1e6), of_line(rate, baud), note)
     finally:
         ctx.run_s = run_s
-        w.write(b"AT+CIPSERVER=0,1\r\n")
         try:
-            w.read_until(FINAL, 10)
+            server_off(w, opened)
         finally:
-            for c in opened:
-                c.close()
-            w.quiet(0.2)
-            w.ok("AT+CIPMUX=0")
             twin_line(ctx, 115200, 0)

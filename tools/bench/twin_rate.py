@@ -1,6 +1,4 @@
 """Section twin_rate (ESP32 twin): passthrough and CIPSEND 2048 at each line rate."""
-
-
 from bench.cipsend import fw_cipsend
 from bench.common import JobPeer, SEND_OK, Sink, pipe_down, pipe_up, plus, round_trips, stats_ms
 from bench.passthrough import enter, resume
