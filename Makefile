@@ -31,7 +31,7 @@ test: setup
 	$(PY) -m pytest --board $(BOARD) --mpy $(MPY) $(if $(PORT),--port $(PORT)) $(if $(HOST_IP),--host-ip $(HOST_IP)) $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) tools/bench.py --board $(BOARD) --mpy $(MPY) $(if $(PORT),--port $(PORT))
+	$(PY) tools/bench --board $(BOARD) --mpy $(MPY) $(if $(PORT),--port $(PORT))
 
 deploy: setup
 	$(if $(PORT),,$(error make deploy needs PORT=/dev/ttyUSB0 (the board's USB port)))

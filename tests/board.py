@@ -31,6 +31,18 @@ class Timeout(AssertionError):
     pass
 
 
+def stop_process(proc, timeout=5):
+    """Terminate a subprocess, and kill it if it has not ended within `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 class Dut:
     """A board under test: write bytes, read until a pattern, keep what was read."""
 
@@ -172,21 +184,21 @@ class VirtualBoard:
         except OSError:
             return ""
 
+    @property
+    def stats_path(self):
+        """Where the ESP32 twin saves its UART figures (about twice a second while it runs)."""
+        return self.flash.parent / (self.flash.name + ".stats.json")
+
     def stats(self):
         """The ESP32 twin's UART figures (tools/twin/machine.py Stats), or {}."""
         import json
-        p = self.flash.parent / (self.flash.name + ".stats.json")
         try:
-            return json.loads(p.read_text())
+            return json.loads(self.stats_path.read_text())
         except (OSError, ValueError):
             return {}
 
     def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import time
 
 import trustme
 
+from board import stop_process
 from peers import free_port  # noqa: F401 (the tests take it from here too)
 
 # The namespaces the SSL client and server read (Basic_AT_Commands.rst, AT+SYSMFG).
@@ -325,10 +326,4 @@ class PskServer:
         return out
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)

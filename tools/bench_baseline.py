@@ -1,4 +1,4 @@
-# The ceiling for tools/bench.py: the least a MicroPython program can do with
+# The ceiling for tools/bench: the least a MicroPython program can do with
 # the virtual board's UART (a pty handed over as non-blocking stdin/stdout, as
 # tools/vboard.py does) and a TCP socket. A bench tool, not firmware.
 #
@@ -6,7 +6,7 @@
 #       answers every line with "\r\nOK\r\n" (the AT -> OK round trip)
 #   micropython -X heapsize=110k tools/bench_baseline.py copy HOST PORT
 #       connects to HOST:PORT and copies pty -> socket and socket -> pty
-#       (select.poll, readinto a 16 KiB buffer, write it out); tools/bench.py
+#       (select.poll, readinto a 16 KiB buffer, write it out); tools/bench
 #       also times single bytes through it (the passthrough latency ceiling).
 #       HOST may be an IPv6 address (::1)
 #   micropython -X heapsize=110k tools/bench_baseline.py cipsend HOST PORT
@@ -39,7 +39,7 @@
 #       literal is answered at once; any other line gets OK
 #
 # It exits when the host closes the socket (copy), when a write fails, or after
-# 120 s with no input; tools/bench.py terminates it when done.
+# 120 s with no input; tools/bench terminates it when done.
 import os
 import select
 import socket

@@ -1,0 +1,95 @@
+"""Sections heap (free heap after boot and with 5 links open) and heap32 (the GC heap in the
+chip's units), and the heap figures the other sections use."""
+import json
+import re
+import subprocess
+import sys
+
+from peers import TcpServer, sink
+import vboard
+
+from bench import ROOT
+
+
+def heap_bytes(text):
+    """'110k' / '2m' / '112640' -> bytes."""
+    t = str(text).strip().lower()
+    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
+    return int(float(t[:-1] if mult > 1 else t) * mult)
+
+
+def empty_free(heap):
+    """gc.mem_free() of an interpreter that has loaded nothing, at this heap size."""
+    r = subprocess.run([vboard.micropython(), "-X", "heapsize=%s" % heap, "-c",
+                        "import gc; gc.collect(); print(gc.mem_free())"],
+                       capture_output=True, text=True, timeout=20)
+    return int(r.stdout.split()[-1])
+
+
+def code_heap():
+    """Heap the firmware's compiled modules take once imported, as tools/vboard.py measures it
+    (None if unknown)."""
+    lib = ROOT / "build" / "vboard" / "lib"
+    if not lib.is_dir():
+        return None
+    try:
+        return vboard.code_heap(lib)
+    except (ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def sysram(w):
+    r = w.ok("AT+SYSRAM?")
+    m = re.search(rb"\+SYSRAM:(\d+),(\d+)", r)
+    if not m:
+        raise AssertionError("AT+SYSRAM? -> %r" % r)
+    return int(m.group(1)), int(m.group(2))
+
+
+def heap_use(ctx, used):
+    code = ctx.base.get("code")
+    if ctx.args.board == "esp32" and not ctx.args.port:
+        return "firmware + the twin's stand-ins take %d B" % used
+    if code is None:
+        return "firmware takes %d B" % used
+    return "firmware takes %d B = %d B modules + %d B data" % (used, code, used - code)
+
+
+def bench_heap(ctx):
+    """Free heap with AT+CIPMUX=1 and five TCP links open to a local server."""
+    w = ctx.wire
+    srv = TcpServer(ctx.host, sink)
+    try:
+        w.ok("AT+CIPMUX=1")
+        for i in range(5):
+            w.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (i, ctx.host, srv.port), timeout=10)
+        free, _ = sysram(w)
+        per = "%d B per link" % ((ctx.heap_boot - free) // 5)
+        base = ctx.base.get("heap")
+        if base:
+            ctx.row("heap", "free heap, 5 links open", "%d B" % free, "empty interpreter %d B" % base,
+                    heap_use(ctx, base - free) + "; " + per)
+        else:
+            ctx.row("heap", "free heap, 5 links open", "%d B" % free, note="(%s)" % per)
+        w.ok("AT+CIPCLOSE=5", timeout=10)
+        w.quiet(0.2)
+        w.ok("AT+CIPMUX=0")
+    finally:
+        srv.close()
+
+
+def bench_heap32(ctx):
+    """The firmware's GC heap in the chip's units: tools/heap32/run.py boots it
+    on a 32-bit MicroPython 1.27.0 (WebAssembly) and on the 64-bit unix port over
+    the same stand-ins, lib/ as .mpy files (what `make deploy` puts on a board)."""
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "heap32" / "run.py"), "--json"],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        ctx.row("heap32", "32-bit heap measurement FAILED", r.stderr.strip()[-200:])
+        return
+    steps = json.loads(r.stdout)["steps"]
+    for key, label in (("boot", "GC heap at ready, .mpy (32-bit)"),
+                       ("firmware", "GC heap, every group loaded (32-bit)")):
+        st = steps[key]
+        ctx.row("heap32", label, "%d B" % st["bytes32"], "64-bit unix port %d B" % st["bytes64"],
+                "x%.2f on 64-bit" % st["factor"])
