@@ -393,8 +393,8 @@ class _Bomb:
         self.real.close()
 
 
-def setter(at, args):
-    link = at.net.link(parse.num(args, 0, 0, 4))
+def setter(eng, args):
+    link = eng.net.link(parse.num(args, 0, 0, 4))
     link.ss = _Bomb(link.ss)
 
 

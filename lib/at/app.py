@@ -18,12 +18,12 @@ def build(board):
     loop = Loop()
     small = board.small_heap
     out = Output(loop, board.uart, output.SIZE_SMALL if small else output.SIZE)
-    at = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX)
-    at.board = board
-    at.cfg = Store(board.log)
-    commands.load(at)
-    fwstate.boot(at)
-    return at
+    eng = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX)
+    eng.board = board
+    eng.cfg = Store(board.log)
+    commands.load(eng)
+    fwstate.boot(eng)
+    return eng
 
 
 def run(board):
@@ -31,22 +31,22 @@ def run(board):
     # the command groups are in, the free heap can be in holes smaller than 4 KB.
     chunk = RX_CHUNK_SMALL if board.small_heap else RX_CHUNK
     rx = bytearray(chunk)
-    at = build(board)
-    loop = at.loop
+    eng = build(board)
+    loop = eng.loop
     uart = board.uart
 
     def resume():
         # Read the UART again unless a full sink (or a host that never reads) holds it.
-        if at.out.full():
-            at.out.when_drained(resume)
-        elif not at.holding():
+        if eng.out.full():
+            eng.out.when_drained(resume)
+        elif not eng.holding():
             loop.on_read(uart.obj, on_uart)
 
     def on_uart(obj, ev):
-        if at.out.full():
+        if eng.out.full():
             # The host sends and sends and never reads our answers: pause its input.
             loop.on_read(uart.obj, None)
-            at.out.when_drained(resume)
+            eng.out.when_drained(resume)
             return
         # A full read says more is waiting: take a few more chunks in this turn
         # (fewer polls per byte), then let the sockets have theirs.
@@ -54,20 +54,20 @@ def run(board):
             n = uart.readinto(rx)
             if not n:
                 return
-            at.feed(rx, n)
-            if n < chunk or at.holding() or at.out.full():
+            eng.feed(rx, n)
+            if n < chunk or eng.holding() or eng.out.full():
                 return
 
     def pause():
         loop.on_read(uart.obj, None)
 
-    at.pause_input = pause
-    at.resume_input = resume
+    eng.pause_input = pause
+    eng.resume_input = resume
     loop.on_read(uart.obj, on_uart)
     gc.collect()
     # MicroPython's own heap (AT+SYSRAM reports the chip's, the IDF heap, on an ESP32)
     board.log.write("at: ready; GC heap %d bytes used, %d free\n" % (gc.mem_alloc(), gc.mem_free()))
-    at.out.write(READY)
+    eng.out.write(READY)
     while True:
         try:
             loop.run()

@@ -50,11 +50,11 @@ def literal(name, want):
     return None
 
 
-def servers(at):
+def servers(eng):
     """The servers in use: AT+CIPDNS's when enabled, else what the network gave."""
-    if at.cfg.get("cipdns_on"):
-        return at.cfg.get("cipdns") or DEFAULT_SERVERS
-    return at.board.dns_servers() or DEFAULT_SERVERS
+    if eng.cfg.get("cipdns_on"):
+        return eng.cfg.get("cipdns") or DEFAULT_SERVERS
+    return eng.board.dns_servers() or DEFAULT_SERVERS
 
 
 def _query(qid, name, qtype):
@@ -131,7 +131,7 @@ def v6_text(b):
     return ":".join(h[:best]) + "::" + ":".join(h[best + blen:])
 
 
-def _ask(at, server, name, qtype, deadline):
+def _ask(eng, server, name, qtype, deadline):
     """Generator: one question to one server; the addresses, [] or None."""
     fam = socket.AF_INET6 if ":" in server else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
@@ -143,7 +143,7 @@ def _ask(at, server, name, qtype, deadline):
             left = time.ticks_diff(deadline, time.ticks_ms())
             if left <= 0:
                 return None
-            ev = yield at.readable(s, min(left, TRY_MS))
+            ev = yield eng.readable(s, min(left, TRY_MS))
             if not ev:
                 return None
             try:
@@ -161,7 +161,7 @@ def _ask(at, server, name, qtype, deadline):
         s.close()
 
 
-def lookup(at, name, prefer=1, timeout_ms=0):
+def lookup(eng, name, prefer=1, timeout_ms=0):
     """Generator: the addresses of name. prefer as AT+CIPDOMAIN's <ip network>:
     1 IPv4 first (then IPv6), 2 IPv4 only, 3 IPv6 only. ERROR if none."""
     order = (AAAA,) if prefer == 3 else ((A,) if prefer == 2 else (A, AAAA))
@@ -172,11 +172,11 @@ def lookup(at, name, prefer=1, timeout_ms=0):
             if lit:
                 return lit
             continue
-        srv = servers(at)
+        srv = servers(eng)
         done = False
         for attempt in range(2):  # every server in turn, twice
             for server in srv:
-                r = yield from _ask(at, server, name, qtype, deadline)
+                r = yield from _ask(eng, server, name, qtype, deadline)
                 if r:
                     return r
                 # An answer without addresses (NXDOMAIN) ends it; so does the deadline.
@@ -185,5 +185,5 @@ def lookup(at, name, prefer=1, timeout_ms=0):
                     break
             if done:
                 break
-    at.log.write("at-net: unknown host: %s\n" % name)
+    eng.log.write("at-net: unknown host: %s\n" % name)
     raise fail(EXEC_FAIL, E_DNS_NOT_FOUND)

@@ -4,7 +4,7 @@
 #
 # A handler returns None (-> OK), a bytes result (e.g. SEND_OK), raises ATError
 # (-> ERROR), or is a generator: it then yields what it waits for
-# (at.sleep(ms), at.readable(obj, ms), at.writable(obj, ms), at.data(n)) and the
+# (eng.sleep(ms), eng.readable(obj, ms), eng.writable(obj, ms), eng.data(n)) and the
 # engine resumes it from the event loop; while it runs, new lines get "busy p...".
 import sys
 from at import parse
@@ -41,7 +41,7 @@ class _Data:
     pass
 
 
-PROMPT = b"\r\nOK\r\n\r\n>"  # a command that takes data: OK, then ">" (at.data, at.stream)
+PROMPT = b"\r\nOK\r\n\r\n>"  # a command that takes data: OK, then ">" (eng.data, eng.stream)
 DATA = _Data()
 STREAM = _Data()
 
@@ -145,7 +145,7 @@ class Engine(Waits):
 
     def data(self, n, prompt=True):
         """Collect n (at most DATA_MAX) raw bytes from the UART (the ">" phase) into
-        the data buffer (at.dbuffer), after OK and the ">" prompt; resumes with a
+        the data buffer (eng.dbuffer), after OK and the ">" prompt; resumes with a
         memoryview of them."""
         self._dcur = self.dbuffer(n)
         if prompt:
@@ -157,7 +157,7 @@ class Engine(Waits):
     def stream(self, sink, prompt=True):
         """After OK and the ">" prompt, give every UART byte to sink(buf, pos, end)
         -> new pos (or -1: "full, hold the rest") until the owner calls
-        at.resume(result)."""
+        eng.resume(result)."""
         if prompt:
             self.write(PROMPT)
         self._stream = sink

@@ -43,13 +43,13 @@ def running():
     return None
 
 
-def boot(at):
+def boot(eng):
     """At power-up: a version on trial is marked good once it has run a while."""
     if read_state():
-        at.loop.later(GOOD_MS, lambda: mark_good(at))
+        eng.loop.later(GOOD_MS, lambda: mark_good(eng))
 
 
-def mark_good(at):
+def mark_good(eng):
     st = read_state()
     me = running()
     if st and st.get("trial") and me and st.get("current") == me:
@@ -58,12 +58,12 @@ def mark_good(at):
         try:
             write_state(st)
         except OSError as e:
-            at.log.write("ota: cannot mark fw/%s good: %r\n" % (me, e))
+            eng.log.write("ota: cannot mark fw/%s good: %r\n" % (me, e))
             return
         from at.version import VERSION
-        at.log.write("ota: version %s (fw/%s) started fine; marked good\n" % (VERSION, me))
+        eng.log.write("ota: version %s (fw/%s) started fine; marked good\n" % (VERSION, me))
     if st and st.get("image"):
-        mark = getattr(at.board, "image_mark_valid", None)  # the image too (ESP-IDF app rollback)
+        mark = getattr(eng.board, "image_mark_valid", None)  # the image too (ESP-IDF app rollback)
         if mark:
             try:
                 mark()

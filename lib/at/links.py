@@ -211,11 +211,11 @@ class Server:
 
 
 class Net:
-    def __init__(self, at):
-        self.at = at
-        self.loop = at.loop
-        self.out = at.out
-        cfg = at.cfg
+    def __init__(self, eng):
+        self.eng = eng
+        self.loop = eng.loop
+        self.out = eng.out
+        cfg = eng.cfg
         self.links: "list[Any]" = [None] * MAX_LINKS
         self.mux = 0
         self.dinfo = 0
@@ -235,7 +235,7 @@ class Net:
         self.rxv = memoryview(sock.SCRATCH)  # active reads, shared (see sock.py)
         # A board with a small heap lends one window at a time, allocated at boot;
         # others up to one per link, the first when passive receive is switched on.
-        small = at.board.small_heap
+        small = eng.board.small_heap
         self.windows = Windows(WINDOW, 1 if small else MAX_LINKS, self._window_back, self.loop.later)
         if small:
             self.windows.reserve()
@@ -291,7 +291,7 @@ class Net:
 
     def resolve(self, host, port, v6=False):
         """Generator: (family, sockaddr, ip) for host through the resolver (at/dns.py)."""
-        ips = yield from dns.lookup(self.at, host, 3 if v6 else 2)
+        ips = yield from dns.lookup(self.eng, host, 3 if v6 else 2)
         fam = socket.AF_INET6 if v6 else socket.AF_INET
         return fam, socket.getaddrinfo(ips[0], port, fam)[0][-1], ips[0]
 
@@ -320,7 +320,7 @@ class Net:
                 # Hold the slot while connecting.
                 self.links[lid] = Link(lid, typ, s, host, port, lport)
                 try:
-                    yield from sock.connected(self.at, s, timeout_ms or CONNECT_MS)
+                    yield from sock.connected(self.eng, s, timeout_ms or CONNECT_MS)
                 except OSError as e:
                     err = errno_of(e)
                     raise fail(EXEC_FAIL, 3 if err == sock.ETIMEDOUT else 2, errno=err)
@@ -330,7 +330,7 @@ class Net:
             raise
         ss = None
         if typ[0] == "S":
-            yield from nested.wait_turn(self.at)
+            yield from nested.wait_turn(self.eng)
             ss = self.handshake(s, lid, name, timeout_ms or HANDSHAKE_MS)
         link = Link(lid, typ, s, host, port, lport, 0, ss)
         if udp:
@@ -348,7 +348,7 @@ class Net:
             if server_ctx is not None:
                 ctx, name = server_ctx, None
             else:
-                ctx, name = sslconf.client_context(self.at, lid, host)
+                ctx, name = sslconf.client_context(self.eng, lid, host)
         except BaseException:
             self.links[lid] = None
             s.close()
@@ -362,17 +362,17 @@ class Net:
         self.links[lid] = self.links[lid] or Link(lid, "SSL", s, host, 0, 0)  # hold the slot
         # mbedTLS writes its last flight in pieces: without TCP_NODELAY, Nagle and
         # delayed ACKs add ~40 ms per handshake. AT+CIPTCPOPT applies afterwards.
-        self.at.board.tcpopt(s, -1, 1, 0)
+        self.eng.board.tcpopt(s, -1, 1, 0)
         try:
             if server_ctx is not None:
                 wrap = lambda: ctx.wrap_socket(s, server_side=True)
             else:
                 wrap = lambda: ctx.wrap_socket(s, server_hostname=name)
-            return nested.run(self.loop, wrap, timeout_ms, abort, self.at.log)
+            return nested.run(self.loop, wrap, timeout_ms, abort, self.eng.log)
         except Exception as e:
             self.links[lid] = None
             s.close()
-            self.at.log.write("at: SSL handshake on link %d failed: %r\n" % (lid, e))
+            self.eng.log.write("at: SSL handshake on link %d failed: %r\n" % (lid, e))
             ext = E_SSL_TIMEOUT if aborted else sslconf.why(e)
             raise fail(EXEC_FAIL, ext, errno=errno_of(e) if isinstance(e, OSError) else 0)
 
@@ -399,21 +399,21 @@ class Net:
         """AT+CIPTCPOPT on an open TCP link; returns False where the port cannot apply one."""
         linger, nodelay, sndtimeo, keep = self.tcpopt[link.id]
         link.sndtimeo = sndtimeo or -1
-        return self.at.board.tcpopt(link.sock, linger, nodelay, keep)
+        return self.eng.board.tcpopt(link.sock, linger, nodelay, keep)
 
     def announce(self, link):
-        if self.at.cfg.get("sysmsg") & 2:
-            self.at.reply('+LINK_CONN:0,%d,"%s",%d,"%s",%d,%d' % (
+        if self.eng.cfg.get("sysmsg") & 2:
+            self.eng.reply('+LINK_CONN:0,%d,"%s",%d,"%s",%d,%d' % (
                 link.id, link.type, link.server, link.host, link.port, link.lport))
         else:
-            self.at.reply(self.prefix(link) + "CONNECT")
+            self.eng.reply(self.prefix(link) + "CONNECT")
 
     # -- the server ----------------------------------------------------------------------------
     def listen(self, port, typ, ca, netif):
         ctx = None
         if typ[0] == "S":
             from at import sslconf
-            ctx = sslconf.server_context(self.at, ca)  # no certificate: ERROR with the reason
+            ctx = sslconf.server_context(self.eng, ca)  # no certificate: ERROR with the reason
         fam = socket.AF_INET6 if typ.endswith("v6") else socket.AF_INET
         s = socket.socket(fam, SOCK_STREAM)
         try:
@@ -494,7 +494,7 @@ class Net:
         pt = self.pt
         if pt is not None and link is pt.link:
             # In passthrough, CLOSED is printed only when AT+SYSMSG bit 2 asks.
-            report = report and self.at.cfg.get("sysmsg") & 4
+            report = report and self.eng.cfg.get("sysmsg") & 4
         self.links[link.id] = None
         self.loop.forget(link.sock)
         if link in self._paused:
@@ -508,9 +508,9 @@ class Net:
             link.rxb.end(link)
             link.rxb = None
         # A command that waits on this socket (a send) is woken, so it fails now.
-        self.at.wake(link.sock, POLLERR)
+        self.eng.wake(link.sock, POLLERR)
         if report:
-            self.at.reply(self.prefix(link) + "CLOSED")
+            self.eng.reply(self.prefix(link) + "CLOSED")
         if pt is not None and link is pt.link:
             pt.link_closed()
 
@@ -555,7 +555,7 @@ class Net:
             # the method we called), it failed for this link only: close it, say
             # why once, and keep the loop, the UART and the other links going.
             if self.links[link.id] is link:
-                self.at.log.write("at: link %d closed: its receive failed: %r\n" % (link.id, e))
+                self.eng.log.write("at: link %d closed: its receive failed: %r\n" % (link.id, e))
                 self.close(link)
 
     def _read(self, link):
@@ -676,9 +676,9 @@ class Net:
         b = link.rxb
         n = b.dgrams[0][0] if (self.lenmode[link.id] and b.dgrams) else b.used()
         if self.mux:
-            self.at.reply("", "+IPD,%d,%d" % (link.id, n))
+            self.eng.reply("", "+IPD,%d,%d" % (link.id, n))
         else:
-            self.at.reply("", "+IPD,%d" % n)
+            self.eng.reply("", "+IPD,%d" % n)
 
     def recvdata(self, link, n, whole):
         """AT+CIPRECVDATA: write up to n buffered bytes; False when there are none."""
@@ -707,9 +707,9 @@ class Net:
         else:
             n = min(n, b.used())
         if self.dinfo:
-            self.at.write('+CIPRECVDATA:%d,"%s",%d,' % (n, ip, port))
+            self.eng.write('+CIPRECVDATA:%d,"%s",%d,' % (n, ip, port))
         else:
-            self.at.write("+CIPRECVDATA:%d," % n)
+            self.eng.write("+CIPRECVDATA:%d," % n)
         self.out.write(memoryview(b.buf)[b.s:b.s + n])  # the caller ends it with CR LF
         b.take(n)
         link.notified = False
@@ -799,7 +799,7 @@ class Net:
                     if note:
                         self.out.write(note)
                         note = None
-                    ev = yield self.at.writable(s, link.sndtimeo)
+                    ev = yield self.eng.writable(s, link.sndtimeo)
                     if ev == 0:
                         raise OSError(sock.ETIMEDOUT)
         except OSError:

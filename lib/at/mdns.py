@@ -161,9 +161,9 @@ class Responder:
     """One host name and one service (AT+MDNS=1). start() runs it as a task of
     the loop; stop() says goodbye and closes its sockets."""
 
-    def __init__(self, at, host, stype, port, instance, proto, txt):
-        self.at = at
-        self.log = at.log
+    def __init__(self, eng, host, stype, port, instance, proto, txt):
+        self.eng = eng
+        self.log = eng.log
         host_l = [host.encode(), _LOCAL]
         svc_l = [stype.encode(), proto.encode(), _LOCAL]
         inst_l = [instance.encode()] + svc_l
@@ -234,7 +234,7 @@ class Responder:
 
     # -- running --------------------------------------------------------------------------------
     def start(self):
-        self._task = Task(self.at.loop, self._run(), self._ended)
+        self._task = Task(self.eng.loop, self._run(), self._ended)
 
     def _ended(self, result, err):
         if err is not None:
@@ -251,7 +251,7 @@ class Responder:
 
     def _station(self):
         """(ip4, ip6 ...) of the station, or None while it has no address."""
-        w = self.at.wifi
+        w = self.eng.wifi
         if not w.has_ip():
             return None
         v6 = w.ip6()
@@ -288,7 +288,7 @@ class Responder:
                 s.close()
             return
         self.s4 = s
-        self.at.loop.on_read(s, self._readable)
+        self.eng.loop.on_read(s, self._readable)
         if len(addrs) > 1 and _LINUX:
             # IPv6 group membership needs IPV6_JOIN_GROUP, which the ESP32 port
             # lacks: there the AAAA records are served over IPv4 only.
@@ -308,12 +308,12 @@ class Responder:
                     s.close()
                 return
             self.s6 = s
-            self.at.loop.on_read(s, self._readable)
+            self.eng.loop.on_read(s, self._readable)
 
     def _close(self):
         for s in (self.s4, self.s6):
             if s is not None:
-                self.at.loop.on_read(s, None)
+                self.eng.loop.on_read(s, None)
                 s.close()
         self.s4 = self.s6 = None
 
@@ -495,7 +495,7 @@ def question(kind, name):
     return len(types), b"".join(n + struct.pack(">HH", t, 1) for t in types)
 
 
-def query(at, kind, name, timeout_ms, max_results, ipv6=False):
+def query(eng, kind, name, timeout_ms, max_results, ipv6=False):
     """Generator: ask the network; returns the result blocks (maybe none).
     name: the labels asked about (the service type for PTR, the instance for
     TXT/SRV, the host for A/AAAA). Stops at max_results or at the timeout."""
@@ -508,7 +508,7 @@ def query(at, kind, name, timeout_ms, max_results, ipv6=False):
             continue
         s.setblocking(False)
         if fam == socket.AF_INET:
-            _mcast_opts(s, fam, at.wifi.radio.ifconfig()[0])
+            _mcast_opts(s, fam, eng.wifi.radio.ifconfig()[0])
         else:
             _mcast_opts(s, fam, None)
         socks.append((s, fam, Found()))
@@ -526,7 +526,7 @@ def query(at, kind, name, timeout_ms, max_results, ipv6=False):
                     try:
                         s.sendto(_header(qid, qd, 0, 0, False) + qs, group_addr(fam))
                     except OSError as e:
-                        at.log.write("at-mdns: query not sent: %r\n" % (e,))
+                        eng.log.write("at-mdns: query not sent: %r\n" % (e,))
                 resend = time.ticks_add(now, gap)
                 gap = min(gap * 2, 60000)
             left = time.ticks_diff(deadline, now)
@@ -536,9 +536,9 @@ def query(at, kind, name, timeout_ms, max_results, ipv6=False):
             if len(socks) > 1:
                 wait = min(wait, 100)  # the generator waits on one socket; look at the other often
             if socks:
-                yield at.readable(socks[0][0], max(wait, 1))
+                yield eng.readable(socks[0][0], max(wait, 1))
             else:
-                yield at.sleep(max(wait, 1))
+                yield eng.sleep(max(wait, 1))
             for s, fam, f in socks:
                 for _ in range(8):
                     try:

@@ -32,10 +32,10 @@ def later(cb):
     _later.append(cb)
 
 
-def wait_turn(at):
+def wait_turn(eng):
     """Generator (a handler or a task): wait until no handshake's tick is running us."""
     while _in_tick[0]:
-        yield at.sleep(10)
+        yield eng.sleep(10)
 
 
 def run(loop, fn, timeout_ms, abort, log=None):

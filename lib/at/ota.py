@@ -75,37 +75,37 @@ def hash_file(path):
 
 
 # -- the update ------------------------------------------------------------------------------------------
-def _client(at, mode, timeout_ms):
-    host, port, path, sport = at.cfg.get("ota_server")
+def _client(eng, mode, timeout_ms):
+    host, port, path, sport = eng.cfg.get("ota_server")
     if not host:
         raise Fail(E_OTA_NO_SERVER, "no update server: set one with AT+CIUPDATESRV")
     if mode == 1:
         if not sport:
             raise Fail(E_OTA_NO_SERVER, "no HTTPS port: AT+CIUPDATESRV=<host>,<port>,<path>,<ssl port>")
         port = sport
-    return Http(at, host, port, path, mode == 1, timeout_ms)
+    return Http(eng, host, port, path, mode == 1, timeout_ms)
 
 
-def _report(at, state):
-    at.ota_state = state
-    at.reply("+CIPUPDATE:%d" % state)
+def _report(eng, state):
+    eng.ota_state = state
+    eng.reply("+CIPUPDATE:%d" % state)
 
 
-def _guard(at, c, gen):
+def _guard(eng, c, gen):
     """Run gen; every failure becomes ERROR (an ATError), with the reason on the log."""
     try:
         return (yield from gen)
     except ATError:
         raise
     except Fail as e:
-        at.log.write("ota: %s\n" % e.msg)
+        eng.log.write("ota: %s\n" % e.msg)
         raise fail(EXEC_FAIL, e.ext)
     except OSError as e:
-        at.log.write("ota: network error %r talking to %s:%d\n" % (e, c.host, c.port) if c else
+        eng.log.write("ota: network error %r talking to %s:%d\n" % (e, c.host, c.port) if c else
                      "ota: %r\n" % (e,))
         raise fail(EXEC_FAIL, E_OTA_CONNECT, errno=sock.errno_of(e))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-        at.log.write("ota: bad answer from the server: %r\n" % (e,))
+        eng.log.write("ota: bad answer from the server: %r\n" % (e,))
         raise fail(EXEC_FAIL, E_OTA_MANIFEST)
     finally:
         if c is not None:
@@ -123,15 +123,15 @@ def _list(c):
     return vs
 
 
-def versions(at, timeout_ms):
+def versions(eng, timeout_ms):
     """Generator: the versions on the server, oldest first (AT+CIPFWVER?). Over
     HTTPS when AT+CIUPDATESRV has an <ssl port>, else over HTTP; all of it within
     timeout_ms."""
     c = None
     try:
-        c = _client(at, 1 if at.cfg.get("ota_server")[3] else 0, timeout_ms)
+        c = _client(eng, 1 if eng.cfg.get("ota_server")[3] else 0, timeout_ms)
     except Fail as e:
-        at.log.write("ota: %s\n" % e.msg)
+        eng.log.write("ota: %s\n" % e.msg)
         raise fail(EXEC_FAIL, e.ext)
 
     def go():
@@ -139,10 +139,10 @@ def versions(at, timeout_ms):
         yield from c.connect()
         return (yield from _list(c))
 
-    return (yield from _guard(at, c, go()))
+    return (yield from _guard(eng, c, go()))
 
 
-def update(at, mode, version, name, timeout_ms):
+def update(eng, mode, version, name, timeout_ms):
     """Generator: AT+CIUPDATE, all of it within timeout_ms. Writes +CIPUPDATE:1..4
     as it goes; raises ATError on failure (the reason on the log port), leaving
     the firmware as it was."""
@@ -150,13 +150,13 @@ def update(at, mode, version, name, timeout_ms):
     gc.collect()
     c = None
     try:
-        c = _client(at, mode, timeout_ms)
+        c = _client(eng, mode, timeout_ms)
     except Fail as e:
-        at.log.write("ota: %s\n" % e.msg)
+        eng.log.write("ota: %s\n" % e.msg)
         raise fail(EXEC_FAIL, e.ext)
     ok = False
     try:
-        yield from _guard(at, c, _update(at, c, version, name))
+        yield from _guard(eng, c, _update(eng, c, version, name))
         ok = True
     finally:
         if not ok:
@@ -166,12 +166,12 @@ def update(at, mode, version, name, timeout_ms):
                 pass
 
 
-def _update(at, c, version, name):
+def _update(eng, c, version, name):
     from at.version import VERSION as mine
     yield from c.resolve()
-    _report(at, FOUND)
+    _report(eng, FOUND)
     yield from c.connect()
-    _report(at, CONNECTED)
+    _report(eng, CONNECTED)
     if version is None:
         vs = yield from _list(c)
         if not vs:
@@ -182,16 +182,16 @@ def _update(at, c, version, name):
                                     "name it to downgrade" % (version, mine))
     _stage()
     m = yield from _manifest(c, version)
-    _report(at, GOT_VERSION)
+    _report(eng, GOT_VERSION)
     if name == "ota":
         if vkey(version) < vkey(mine):
-            at.log.write("ota: downgrading from %s to %s, which the spec does not recommend\n" % (mine, version))
-        at.log.write("ota: installing version %s (%d files) from %s:%d\n" % (version, len(m["files"]), c.host,
+            eng.log.write("ota: downgrading from %s to %s, which the spec does not recommend\n" % (mine, version))
+        eng.log.write("ota: installing version %s (%d files) from %s:%d\n" % (version, len(m["files"]), c.host,
                                                                           c.port))
-        yield from _install(at, c, version, m)
+        yield from _install(eng, c, version, m)
     else:
-        yield from _install_mfg(at, c, version, m, name)
-    _report(at, DONE)
+        yield from _install_mfg(eng, c, version, m, name)
+    _report(eng, DONE)
 
 
 def _stage():
@@ -228,17 +228,17 @@ def _check_mpy(m, has_image):
         raise Fail(E_OTA_MANIFEST, ".mpy version %d, this MicroPython loads version %d" % (want, mine & 0xFF))
 
 
-def _install(at, c, version, m):
+def _install(eng, c, version, m):
     base = "%s/%s/" % (c.base, version)
     img = None
     if m.get("image"):
         e = m["image"]
-        if running_image(at.board) is None:
-            at.log.write("ota: this port cannot flash a MicroPython image; installing the modules only\n")
+        if running_image(eng.board) is None:
+            eng.log.write("ota: this port cannot flash a MicroPython image; installing the modules only\n")
         elif not _safe_path(e["path"]):
             raise Fail(E_OTA_MANIFEST, "bad image entry %r" % (e,))
         else:
-            img = Image(e, at.board)
+            img = Image(e, eng.board)
     _check_mpy(m, img is not None)
     made = {STAGING}
     for e in m["files"]:
@@ -250,7 +250,7 @@ def _install(at, c, version, m):
                 made.add(p)
         yield from c.fetch_file(base + e["path"], STAGING + "/" + e["path"], e["size"], e["sha256"])
     if img is not None:
-        at.log.write("ota: writing %d-byte image to %s\n" % (img.size, img.label))
+        eng.log.write("ota: writing %d-byte image to %s\n" % (img.size, img.label))
         yield from c.fetch_image(base + m["image"]["path"], img)
         yield from img.finish()
     c.close()
@@ -259,10 +259,10 @@ def _install(at, c, version, m):
         if hash_file(STAGING + "/" + e["path"]) != e["sha256"]:
             raise Fail(E_OTA_FLASH, "%s reads back wrong from flash" % e["path"])
     yield 0
-    _switch(at, version, img)
+    _switch(eng, version, img)
 
 
-def _switch(at, version, img):
+def _switch(eng, version, img):
     st = read_state() or {}
     me = running()
     keep = (me, st.get("current"), st.get("previous"))
@@ -273,11 +273,11 @@ def _switch(at, version, img):
         d = "%s~%d" % (version, k)
     rmtree(FW + "/" + d)
     os.rename(STAGING, FW + "/" + d)
-    here = running_image(at.board)
+    here = running_image(eng.board)
     new = {"current": d, "previous": me, "trial": True, "tries": 0,
            "image": img.label if img else here, "prev_image": here}
     write_state(new)  # THE switch: one rename
-    at.log.write("ota: version %s installed in fw/%s; it runs after the next restart (previous: %s)\n"
+    eng.log.write("ota: version %s installed in fw/%s; it runs after the next restart (previous: %s)\n"
                  % (version, d, "fw/" + me if me else "factory"))
     if img is not None:
         try:
@@ -291,7 +291,7 @@ def _switch(at, version, img):
             rmtree(FW + "/" + n)
 
 
-def _install_mfg(at, c, version, m, ns):
+def _install_mfg(eng, c, version, m, ns):
     """A certificate namespace (firmware name "client_ca", ...): every key the
     version has for it is downloaded and checked, then written to the mfg store
     (at/mfg.py), each key in one rename. Other keys of the namespace stay."""
@@ -312,5 +312,5 @@ def _install_mfg(at, c, version, m, ns):
         if hexdigest(hashlib.sha256(data)) != e["sha256"]:
             raise Fail(E_OTA_FLASH, "%s reads back wrong from flash" % e["key"])
         mfg.write(ns, e["key"], mfg.BINARY, data)
-        at.log.write("ota: %s/%s updated from version %s\n" % (ns, e["key"], version))
+        eng.log.write("ota: %s/%s updated from version %s\n" % (ns, e["key"], version))
     rmtree(STAGING)

@@ -19,8 +19,8 @@ class Http:
     """GET over one kept-alive connection (HTTP/1.1, Content-Length bodies),
     plain or TLS, written as generators that yield what they wait for."""
 
-    def __init__(self, at, host, port, path, tls, timeout_ms):
-        self.at = at
+    def __init__(self, eng, host, port, path, tls, timeout_ms):
+        self.eng = eng
         self.host = host
         self.port = port
         self.base = path
@@ -42,7 +42,7 @@ class Http:
         return ms
 
     def resolve(self):
-        ips = yield from dns.lookup(self.at, self.host, 1, self.left())
+        ips = yield from dns.lookup(self.eng, self.host, 1, self.left())
         self.fam = socket.AF_INET6 if ":" in ips[0] else socket.AF_INET
         self.addr = socket.getaddrinfo(ips[0], self.port, self.fam)[0][-1]
 
@@ -52,13 +52,13 @@ class Http:
         s.setblocking(False)
         sock.start_connect(s, self.addr)
         try:
-            yield from sock.connected(self.at, s, self.left())
+            yield from sock.connected(self.eng, s, self.left())
         except OSError as e:
             if sock.errno_of(e) == sock.ETIMEDOUT:
                 self.left()
             raise
         if self.tls:
-            yield from nested_turn(self.at)
+            yield from nested_turn(self.eng)
         self.ss = self._handshake(s) if self.tls else s
         self.keep = True
 
@@ -70,7 +70,7 @@ class Http:
         ca = mfg.read("client_ca", "client_ca.0")
         if ca is None:
             raise Fail(E_OTA_TLS, "HTTPS needs the server's CA in client_ca.0 (AT+SYSMFG)")
-        if not self.at.board.clock_set():
+        if not self.eng.board.clock_set():
             raise Fail(E_OTA_TLS, "the clock is not set, the server's certificate dates cannot be checked: "
                               "set it first (AT+CIPSNTPCFG)")
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
@@ -87,8 +87,8 @@ class Http:
             s.close()
 
         try:
-            return nested.run(self.at.loop, lambda: ctx.wrap_socket(s, server_hostname=self.host),
-                              self.left(), abort, self.at.log)
+            return nested.run(self.eng.loop, lambda: ctx.wrap_socket(s, server_hostname=self.host),
+                              self.left(), abort, self.eng.log)
         except Exception as e:
             if aborted:
                 self.left()
@@ -112,7 +112,7 @@ class Http:
             if n:
                 mv = mv[n:]
             else:
-                ev = yield self.at.writable(self.s, self.left())
+                ev = yield self.eng.writable(self.s, self.left())
                 if ev == 0:
                     self.left()
 
@@ -124,7 +124,7 @@ class Http:
             if n is not None:
                 return n
             # Nothing yet (mbedTLS had nothing decrypted either): wait for the socket.
-            yield self.at.readable(self.s, self.left())
+            yield self.eng.readable(self.s, self.left())
 
     def request(self, path):
         """Generator: GET path; (status, Content-Length). A kept-alive connection
@@ -205,7 +205,7 @@ class Http:
             since += n
             if since >= YIELD_BYTES:
                 since = 0
-                yield 0  # at.sleep(0): the UART and the links get the loop
+                yield 0  # eng.sleep(0): the UART and the links get the loop
         if not self.keep:
             self.close()
 

@@ -10,12 +10,12 @@ PACK = 2920  # ESP-AT sends passthrough data in chunks of at most 2,920 bytes
 
 
 class Passthrough(Pump):
-    def __init__(self, at, link):
-        Pump.__init__(self, at, link, PACK)
+    def __init__(self, eng, link):
+        Pump.__init__(self, eng, link, PACK)
         self.spec = (link.type, link.host, link.port, link.lport if link.udp else 0, link.udp_mode)
         self.task = None
         self.retry = None
-        at.net.start_raw(self)
+        eng.net.start_raw(self)
 
     def on_plus(self):
         self.quit()
@@ -26,7 +26,7 @@ class Passthrough(Pump):
             self.net.close(self.link, self.sysmsg(4))
 
     def sysmsg(self, bit):
-        return self.at.cfg.get("sysmsg") & bit
+        return self.eng.cfg.get("sysmsg") & bit
 
     def link_closed(self):
         """Net calls this when link 0 goes away while we run."""
@@ -36,15 +36,15 @@ class Passthrough(Pump):
         self._schedule()
 
     def _schedule(self):
-        ms = self.at.cfg.get("cipreconnintv") * 100
-        self.retry = self.at.loop.later(ms, self._reconnect)
+        ms = self.eng.cfg.get("cipreconnintv") * 100
+        self.retry = self.eng.loop.later(ms, self._reconnect)
 
     def _reconnect(self):
         self.retry = None
         typ, host, port, lport, mode = self.spec
         net = self.net
         gen = net.open(0, typ, host, port, net.tcpopt[0][3], "", 0, lport, mode, announce=self.sysmsg(4))
-        self.task = Task(self.at.loop, gen, self._connected)
+        self.task = Task(self.eng.loop, gen, self._connected)
 
     def _connected(self, result, err):
         self.task = None
@@ -58,18 +58,18 @@ class Passthrough(Pump):
     def quit(self):
         self.stop()
         if self.retry is not None:
-            self.at.loop.cancel(self.retry)
+            self.eng.loop.cancel(self.retry)
             self.retry = None
         if self.task is not None:
             self.task.cancel()
             self.task = None
         self.net.stop_raw()
-        at = self.at
-        at.resume(b"+QUITT\r\n" if self.sysmsg(1) else b"")
-        at.unhold()
+        eng = self.eng
+        eng.resume(b"+QUITT\r\n" if self.sysmsg(1) else b"")
+        eng.unhold()
 
 
-def run(at, link, prompt=True):
+def run(eng, link, prompt=True):
     """The handler body of AT+CIPSEND in passthrough mode (a generator)."""
-    pt = Passthrough(at, link)
-    return (yield at.stream(pt.guard.sink, prompt))
+    pt = Passthrough(eng, link)
+    return (yield eng.stream(pt.guard.sink, prompt))

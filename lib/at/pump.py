@@ -9,19 +9,19 @@ from at import sock
 
 
 class Pump:
-    def __init__(self, at, link, tsize, dest=None):
-        self.at = at
-        self.net = at.net
+    def __init__(self, eng, link, tsize, dest=None):
+        self.eng = eng
+        self.net = eng.net
         self.link = link
         self.tsize = tsize
         self.dest = dest
-        self.buf = at.dbuf  # tsize + 3 bytes at most: room for "+" released as data
+        self.buf = eng.dbuf  # tsize + 3 bytes at most: room for "+" released as data
         self.o = 0  # what waits for the link is buf[o:n] (o > 0 after a partial send)
         self.n = 0
         self.sent = 0
         self.waiting = False
         self.timer = None
-        self.guard = PlusGuard(at.loop, self.data, self.on_plus)
+        self.guard = PlusGuard(eng.loop, self.data, self.on_plus)
 
     # -- what users of a Pump override --------------------------------------------------
     def room(self):
@@ -66,7 +66,7 @@ class Pump:
         if self.n - self.o >= self.tsize or self.room() == 0:
             self.flush()
         elif self.timer is None:
-            self.timer = self.at.loop.later(self.at.cfg.get("transintvl"), self._interval)
+            self.timer = self.eng.loop.later(self.eng.cfg.get("transintvl"), self._interval)
         return pos + take
 
     def _direct(self, buf, pos, end):
@@ -79,7 +79,7 @@ class Pump:
         try:
             k = sock.write(self.link.ss, mv)
         except OSError as e:
-            self.at.log.write("at: send on link %d failed: %r\n" % (self.link.id, e))
+            self.eng.log.write("at: send on link %d failed: %r\n" % (self.link.id, e))
             self.on_fail(e)
             return pos  # nothing taken: the sink decides what comes next
         keep = min(len(mv) - k, self.tsize)
@@ -93,7 +93,7 @@ class Pump:
             self.on_sent(k)
         if self.n and not self.waiting and self.alive():
             self.waiting = True
-            self.at.loop.on_write(self.link.sock, self._writable)
+            self.eng.loop.on_write(self.link.sock, self._writable)
         return pos + k + keep
 
     def _compact(self):
@@ -111,7 +111,7 @@ class Pump:
 
     def flush(self):
         if self.timer is not None:
-            self.at.loop.cancel(self.timer)
+            self.eng.loop.cancel(self.timer)
             self.timer = None
         if self.waiting or not self.n or not self.alive():
             return
@@ -124,7 +124,7 @@ class Pump:
             else:
                 k = sock.write(link.ss, mv)
         except OSError as e:
-            self.at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
+            self.eng.log.write("at: send on link %d failed: %r\n" % (link.id, e))
             self.on_fail(e)
             return
         link.last = time.ticks_ms()
@@ -136,22 +136,22 @@ class Pump:
             self.on_sent(k)
         if self.n:
             self.waiting = True
-            self.at.loop.on_write(link.sock, self._writable)
+            self.eng.loop.on_write(link.sock, self._writable)
         else:
-            self.at.unhold()
+            self.eng.unhold()
 
     def _writable(self, obj, ev):
         self.waiting = False
-        self.at.loop.on_write(obj, None)
+        self.eng.loop.on_write(obj, None)
         self.flush()
 
     def stop(self):
         """Leave the data phase: no timers, no pending write callback."""
         self.guard.cancel()
         if self.timer is not None:
-            self.at.loop.cancel(self.timer)
+            self.eng.loop.cancel(self.timer)
             self.timer = None
         if self.waiting:
             self.waiting = False
             if self.alive():
-                self.at.loop.on_write(self.link.sock, None)
+                self.eng.loop.on_write(self.link.sock, None)

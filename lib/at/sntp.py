@@ -42,12 +42,12 @@ class Clock:
         self.board.rtc_set(secs)
 
 
-def clock(at):
-    """The board's clock (at.clock), made on first use: by the SNTP commands or
+def clock(eng):
+    """The board's clock (eng.clock), made on first use: by the SNTP commands or
     AT+SYSTIMESTAMP, whichever comes first."""
-    c = at.clock
+    c = eng.clock
     if c is None:
-        c = at.clock = Clock(at.board)
+        c = eng.clock = Clock(eng.board)
     return c
 
 
@@ -106,8 +106,8 @@ def answer(req, m):
 
 
 class Sntp:
-    def __init__(self, at):
-        self.at = at
+    def __init__(self, eng):
+        self.eng = eng
         self.enabled = 0
         self.tz = 0  # minutes east of UTC
         self.servers = []
@@ -125,27 +125,27 @@ class Sntp:
     def start(self):
         self.stop()
         if self.enabled:
-            self._task = Task(self.at.loop, self._round(), self._done)
+            self._task = Task(self.eng.loop, self._round(), self._done)
 
     def stop(self):
         if self._task is not None:
             self._task.cancel()
             self._task = None
         if self._timer is not None:
-            self.at.loop.cancel(self._timer)
+            self.eng.loop.cancel(self._timer)
             self._timer = None
 
     def _round(self):
-        at = self.at
+        eng = self.eng
         for name in self.names():
             try:
-                ips = yield from dns.lookup(at, name, 1)
+                ips = yield from dns.lookup(eng, name, 1)
             except ATError:
                 continue
             t = yield from self._ask(ips[0])
             if t is not None:
-                at.clock.set(t)
-                at.reply("+TIME_UPDATED")
+                eng.clock.set(t)
+                eng.reply("+TIME_UPDATED")
                 return True
         return False
 
@@ -154,12 +154,12 @@ class Sntp:
         s = socket.socket(fam, socket.SOCK_DGRAM)
         try:
             s.setblocking(False)
-            req = request(self.at.clock.now())
+            req = request(self.eng.clock.now())
             s.sendto(req, socket.getaddrinfo(ip, 123, fam)[0][-1])
             deadline = time.ticks_add(time.ticks_ms(), ASK_MS)
             while True:
                 left = time.ticks_diff(deadline, time.ticks_ms())
-                if left <= 0 or not (yield self.at.readable(s, left)):
+                if left <= 0 or not (yield self.eng.readable(s, left)):
                     return None
                 try:
                     m, _ = s.recvfrom(128)
@@ -177,9 +177,9 @@ class Sntp:
     def _done(self, ok, err):
         self._task = None
         if err is not None:
-            self.at.log.write("at: SNTP round failed: %r\n" % err)
+            self.eng.log.write("at: SNTP round failed: %r\n" % err)
         wait = self.interval if ok else min(self.interval, RETRY_S)
-        self._timer = self.at.loop.later(wait * 1000, self._again)
+        self._timer = self.eng.loop.later(wait * 1000, self._again)
 
     def _again(self):
         self._timer = None

@@ -29,11 +29,11 @@ def start_connect(s, addr):
             raise
 
 
-def connected(at, s, ms):
+def connected(eng, s, ms):
     """Generator: wait until the connect started on s is done; OSError if it failed
     (ETIMEDOUT after ms). lwIP marks a failed connect writable, so the error is in
     POLLHUP (the loop always asks for it) and in what recv() then raises."""
-    ev = yield at.writable(s, ms)
+    ev = yield eng.writable(s, ms)
     if ev == 0:
         raise OSError(ETIMEDOUT)
     if ev & _FAIL:

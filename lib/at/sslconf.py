@@ -54,12 +54,12 @@ class Settings:
         self.ciphers = [None] * MAX_LINKS  # [suite number] or None: the runtime's list
 
 
-def settings(at):
+def settings(eng):
     """The per-link settings (at.ssl), made on first use: by the first AT+CIPSSLC*
     command or the first SSL link, whichever comes first."""
-    st = at.ssl
+    st = eng.ssl
     if st is None:
-        st = at.ssl = Settings()
+        st = eng.ssl = Settings()
     return st
 
 
@@ -109,21 +109,21 @@ def is_ip(host):
     return ":" in host or host.replace(".", "").isdigit()
 
 
-def check_clock(at, what):
+def check_clock(eng, what):
     """Certificate dates need the clock: mbedTLS checks them (an ESP32 image sets
     CONFIG_MBEDTLS_HAVE_TIME_DATE), and an ESP32's clock reads 2000-01-01 until
     SNTP (or the host) sets it, so every certificate would look "not yet valid".
     Say so instead of a misleading "expired"."""
-    if not at.board.clock_set():
-        at.log.write("at: %s: the clock is not set, certificate dates cannot be checked: "
+    if not eng.board.clock_set():
+        eng.log.write("at: %s: the clock is not set, certificate dates cannot be checked: "
                      "set it first (AT+CIPSNTPCFG)\n" % what)
         raise fail(EXEC_FAIL, E_CLOCK)
 
 
-def client_context(at, lid, host):
+def client_context(eng, lid, host):
     """(SSLContext, server_hostname) for an SSL client link in slot lid."""
-    auth, pki, ca = at.cfg.get("sslcconf")[lid] if at.cfg.get("sslcconf") else (0, 0, 0)
-    st = settings(at)
+    auth, pki, ca = eng.cfg.get("sslcconf")[lid] if eng.cfg.get("sslcconf") else (0, 0, 0)
+    st = settings(eng)
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     psk = st.psk[lid]
     if psk:
@@ -136,7 +136,7 @@ def client_context(at, lid, host):
                         _cert("client_key", pki, "NO PRVT_KEY FOUND"))
         if auth in (2, 3):
             _load_ca(ctx, _cert("client_ca", ca, "NO CA FOUND"))
-            check_clock(at, "link %d" % lid)  # after what is missing or broken: that comes first
+            check_clock(eng, "link %d" % lid)  # after what is missing or broken: that comes first
             ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
         else:
             ctx.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
@@ -160,12 +160,12 @@ def client_context(at, lid, host):
     return ctx, name
 
 
-def server_context(at, ca_enable):
+def server_context(eng, ca_enable):
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
     _load_chain(ctx, _cert("server_cert", 0, "NO CERT FOUND"), _cert("server_key", 0, "NO PRVT_KEY FOUND"))
     if ca_enable:
         _load_ca(ctx, _cert("server_ca", 0, "NO CA FOUND"))
-        check_clock(at, "the SSL server")
+        check_clock(eng, "the SSL server")
         ctx.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it
     else:
         ctx.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]  # stubs lack it; modtls_mbedtls.c has it

@@ -1,7 +1,7 @@
 # Generators that wait. A command handler (run by the engine) or a background
 # job (a Task: passthrough reconnects, SNTP, a saved link at boot) is a
 # generator that yields what it waits for: ms (int), or (obj, mask, ms) from
-# at.readable()/at.writable(). Waits is the one piece of code that turns such a
+# eng.readable()/eng.writable(). Waits is the one piece of code that turns such a
 # yield into loop registrations and resumes the generator with the poll event
 # (0 on timeout).
 _IN = 1

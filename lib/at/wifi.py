@@ -16,6 +16,10 @@ FAILED = -4
 
 POLL_MS = 100
 JAP_OPTS = (1, 3, 0, 1)  # defaults of reconn_interval, listen_interval, scan_mode, pmf
+OPT_RECONN, OPT_LISTEN, OPT_SCAN, OPT_PMF = 0, 1, 2, 3  # their places, in Wifi.opts and a saved AP
+# A saved AP (the setting "ap"): a list, as settings files hold it; the last two
+# came later, so an older file's list ends before them.
+AP_SSID, AP_PWD, AP_BSSID, AP_OPTS, AP_TIMEOUT, AP_THRESHOLD = 0, 1, 2, 3, 7, 8
 JAP_TIMEOUT = 15
 HOSTNAME = "espressif"  # ESP-IDF's CONFIG_LWIP_LOCAL_HOSTNAME, what ESP-AT reports
 COUNTRY = (0, "01", 1, 11)  # ESP-IDF's default: world-safe, channels 1-11, policy auto
@@ -26,9 +30,9 @@ class Wifi:
     """Watches the radio, prints WIFI CONNECTED / GOT IP / DISCONNECT on changes,
     and reconnects after a link loss as AT+CWRECONNCFG says."""
 
-    def __init__(self, at):
-        self.at = at
-        self.radio = at.board.radio
+    def __init__(self, eng):
+        self.eng = eng
+        self.radio = eng.board.radio
         self.state = 0  # AT+CWSTATE's <state>
         self.ssid = ""
         self._last = IDLE
@@ -68,10 +72,10 @@ class Wifi:
             had_ip = self._last == GOT_IP
             self.radio.disconnect()
             self._last = IDLE
-            self.at.reply("WIFI DISCONNECT")
+            self.eng.reply("WIFI DISCONNECT")
             if had_ip:
                 self._down()
-        self.ssid = target[0]
+        self.ssid = target.ssid
         self.state = 3
         self.target = target
         self._tries = 0
@@ -81,8 +85,8 @@ class Wifi:
         t = self.target
         if t is None:
             return
-        self._deadline = time.ticks_add(time.ticks_ms(), t[5] * 1000) if background else None
-        self.radio.connect(t[0], t[1], t[2], t[3], t[4])
+        self._deadline = time.ticks_add(time.ticks_ms(), t.timeout * 1000) if background else None
+        self.radio.connect(t.ssid, t.pwd, t.bssid, t.threshold, t.scan_mode)
         self._watch()
 
     def stop(self):
@@ -99,44 +103,44 @@ class Wifi:
 
     def _down(self):
         """The station lost its address: links without AT+CIPCONNPERSIST close."""
-        net = self.at.net
+        net = self.eng.net
         if net is not None:
             net.netif_down()
 
     def ip6(self):
         """(link-local, global) IPv6 addresses when AT+CIPV6=1 and joined, else None."""
-        if not self.at.cfg.get("cipv6") or self._last != GOT_IP:
+        if not self.eng.cfg.get("cipv6") or self._last != GOT_IP:
             return None
         return self.radio.ip6()
 
     # -- reconnecting ---------------------------------------------------------------------
     def _cancel_retry(self):
         if self._retry is not None:
-            self.at.loop.cancel(self._retry)
+            self.eng.loop.cancel(self._retry)
             self._retry = None
 
     def _again(self):
         """After a loss or a failed attempt: retry in <interval_second> unless
         reconnecting is off or <repeat_count> attempts have been made."""
-        interval, repeat = self.at.cfg.get("cwreconncfg")
+        interval, repeat = self.eng.cfg.get("cwreconncfg")
         if self.target and interval and (not repeat or self._tries < repeat):
             self.state = 3
             self._cancel_retry()
-            self._retry = self.at.loop.later(interval * 1000, self._reconnect)
+            self._retry = self.eng.loop.later(interval * 1000, self._reconnect)
         else:
             self.state = 4
 
     def _reconnect(self):
         self._retry = None
         self._tries += 1
-        self.at.log.write("at: wifi reconnect..(%d/%d)\n" % (self._tries, self.at.cfg.get("cwreconncfg")[1]))
+        self.eng.log.write("at: wifi reconnect..(%d/%d)\n" % (self._tries, self.eng.cfg.get("cwreconncfg")[1]))
         self.state = 3
         self._attempt()
 
     def _gave_up(self):
         """A background attempt failed: stop the radio's own retries, pace ours."""
         if self._last == ASSOCIATED:  # associated, but no address in time
-            self.at.reply("WIFI DISCONNECT")
+            self.eng.reply("WIFI DISCONNECT")
         self.radio.disconnect()
         self._last = IDLE
         self._deadline = None
@@ -144,14 +148,14 @@ class Wifi:
 
     def reconnect_now(self):
         """AT+CWRECONNCFG's <reconnect_now>: only while there is no address."""
-        if self._last == GOT_IP or self.joining or self.at.cfg.get("cwmode") not in (1, 3):
+        if self._last == GOT_IP or self.joining or self.eng.cfg.get("cwmode") not in (1, 3):
             return
         if self.target is None:
-            ap = self.at.cfg.get("ap")
+            ap = self.eng.cfg.get("ap")
             if not ap:
                 return
             self.target = target(ap)
-            self.ssid = ap[0]
+            self.ssid = ap[AP_SSID]
         self._cancel_retry()
         self._tries = 0
         self.state = 3
@@ -165,18 +169,18 @@ class Wifi:
         if st != last:
             was = last in (ASSOCIATED, GOT_IP)
             if st in (ASSOCIATED, GOT_IP) and not was:
-                self.at.reply("WIFI CONNECTED")
+                self.eng.reply("WIFI CONNECTED")
             if st == GOT_IP:
-                self.at.reply("WIFI GOT IP")
+                self.eng.reply("WIFI GOT IP")
                 self.state = 2
                 self._last = st
                 self._deadline = None
                 self._tries = 0
                 v6 = self.ip6()
                 if v6:
-                    self.at.reply("WIFI GOT IPv6 LL")
+                    self.eng.reply("WIFI GOT IPv6 LL")
                     if v6[1]:
-                        self.at.reply("WIFI GOT IPv6 GL")
+                        self.eng.reply("WIFI GOT IPv6 GL")
             elif st == ASSOCIATED:
                 self.state = 1
                 if last == GOT_IP:  # the lease is gone, the association stays
@@ -184,7 +188,7 @@ class Wifi:
                     self._down()
             elif was:
                 # The link is lost (beacon timeout, the AP went away).
-                self.at.reply("WIFI DISCONNECT")
+                self.eng.reply("WIFI DISCONNECT")
                 self._last = st
                 if last == GOT_IP:
                     self._down()
@@ -206,7 +210,7 @@ class Wifi:
 
     def _watch(self):
         if self._timer is None:
-            self._timer = self.at.loop.later(POLL_MS, self._poll)
+            self._timer = self.eng.loop.later(POLL_MS, self._poll)
 
     def _poll(self):
         self._timer = None
@@ -215,15 +219,29 @@ class Wifi:
             self._watch()
 
 
+class Target:
+    """The AP a join aims at (AT+CWJAP's parameters the radio needs)."""
+
+    def __init__(self, ssid, pwd, bssid, threshold, scan_mode, timeout):
+        self.ssid = ssid
+        self.pwd = pwd
+        self.bssid = bssid
+        self.threshold = threshold  # <ecn>'s minimum authmode
+        self.scan_mode = scan_mode
+        self.timeout = timeout  # <jap_timeout>, seconds
+
+
+def saved_ap(t, opts):
+    """The setting "ap" for a join that succeeded."""
+    return [t.ssid, t.pwd, t.bssid] + list(opts) + [t.timeout, t.threshold]
+
+
 def saved_opts(ap):
-    o = ap[3:7]
+    o = ap[AP_OPTS:AP_OPTS + 4]
     return o if len(o) == 4 else list(JAP_OPTS)
 
 
 def target(ap):
-    """[ssid, pwd, bssid, threshold, scan_mode, timeout] of a saved AP
-    ([ssid, pwd, bssid, reconn, listen, scan_mode, pmf, jap_timeout, authmode])."""
-    o = saved_opts(ap)
-    timeout = ap[7] if len(ap) > 7 else JAP_TIMEOUT
-    threshold = ap[8] if len(ap) > 8 else 0
-    return [ap[0], ap[1], ap[2], threshold, o[2], timeout]
+    """The Target of a saved AP."""
+    return Target(ap[AP_SSID], ap[AP_PWD], ap[AP_BSSID], ap[AP_THRESHOLD] if len(ap) > AP_THRESHOLD else 0,
+                  saved_opts(ap)[OPT_SCAN], ap[AP_TIMEOUT] if len(ap) > AP_TIMEOUT else JAP_TIMEOUT)

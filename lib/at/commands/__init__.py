@@ -30,12 +30,12 @@ ON_USE = (
 )
 
 
-def group(at, name):
+def group(eng, name):
     """Import a group and put its rows in the table (in place of its index's)."""
     mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
     if hasattr(mod, "init"):
-        mod.init(at)
-    at.add(mod.COMMANDS)
+        mod.init(eng)
+    eng.add(mod.COMMANDS)
 
 
 def row(name, test=None, query=None, set=None, execute=None):
@@ -60,19 +60,19 @@ def drop(module):
 
 
 def index_rows(name, index):
-    later = Later(lambda at: group(at, name))
+    later = Later(lambda eng: group(eng, name))
     return [(cmd,) + tuple(later if f == "1" else None for f in forms) for cmd, forms in index]
 
 
-def load(at):
+def load(eng):
     for name in CORE:
-        group(at, name)
+        group(eng, name)
     for entry in ON_USE:
-        at.add(index_rows(entry[0], entry[1:]))
+        eng.add(index_rows(entry[0], entry[1:]))
     try:
         import user_commands
     except ImportError:
         return
-    at.add(user_commands.COMMANDS)
+    eng.add(user_commands.COMMANDS)
     if hasattr(user_commands, "init"):
-        user_commands.init(at)
+        user_commands.init(eng)

@@ -7,63 +7,63 @@ from at.version import VERSION, AT_VERSION, BUILD
 from at.commands import row
 
 
-def exe_at(at):
+def exe_at(eng):
     pass
 
 
-def exe_e0(at):
-    at.echo = False
+def exe_e0(eng):
+    eng.echo = False
 
 
-def exe_e1(at):
-    at.echo = True
+def exe_e1(eng):
+    eng.echo = True
 
 
-def _reset(at):
+def _reset(eng):
     # OK has been written; make sure it left the UART before the reset.
-    at.out.flush()
-    at.board.reset()
+    eng.out.flush()
+    eng.board.reset()
 
 
-def exe_rst(at):
-    at.then(lambda: _reset(at))
+def exe_rst(eng):
+    eng.then(lambda: _reset(eng))
 
 
-def exe_gmr(at):
+def exe_gmr(eng):
     impl = sys.implementation
     mp = "v%d.%d.%d" % impl.version[:3]
-    at.reply(
-        "AT version:%s(%s - %s - %s)" % (AT_VERSION, VERSION, at.board.chip, BUILD),
+    eng.reply(
+        "AT version:%s(%s - %s - %s)" % (AT_VERSION, VERSION, eng.board.chip, BUILD),
         "SDK version:MicroPython %s" % mp,
         "compile time(%s):%s" % (VERSION, BUILD),
-        "Bin version:%s(%s)" % (VERSION, at.board.module),
+        "Bin version:%s(%s)" % (VERSION, eng.board.module),
     )
 
 
-def q_cmd(at):
-    for i, row in enumerate(at.rows):
-        at.reply('+CMD:%d,"AT%s",%d,%d,%d,%d' % (
+def q_cmd(eng):
+    for i, row in enumerate(eng.rows):
+        eng.reply('+CMD:%d,"AT%s",%d,%d,%d,%d' % (
             i, row[0], row[1] is not None, row[2] is not None, row[3] is not None, row[4] is not None))
 
 
-def exe_restore(at):
-    at.cfg.erase()
-    at.then(lambda: _reset(at))
+def exe_restore(eng):
+    eng.cfg.erase()
+    eng.then(lambda: _reset(eng))
 
 
 def _flag(key, hi=1, always=False, apply=None):
     """Query and set handlers for a small integer setting kept in the store."""
     name = "+" + key.upper()
 
-    def q(at):
-        at.reply("%s:%d" % (name, at.cfg.get(key)))
+    def q(eng):
+        eng.reply("%s:%d" % (name, eng.cfg.get(key)))
 
-    def s(at, a):
+    def s(eng, a):
         parse.count(a, 1, 1)
         v = parse.num(a, 0, 0, hi)
-        at.cfg.set(key, v, always)
+        eng.cfg.set(key, v, always)
         if apply:
-            apply(at, v)
+            apply(eng, v)
 
     return q, s
 
@@ -72,22 +72,22 @@ q_sysstore, s_sysstore = _flag("sysstore", always=True)
 q_sysmsg, s_sysmsg = _flag("sysmsg", 7)
 
 
-def q_syslog(at):
-    at.reply("+SYSLOG:%d" % at.syslog)
+def q_syslog(eng):
+    eng.reply("+SYSLOG:%d" % eng.syslog)
 
 
-def s_syslog(at, a):
+def s_syslog(eng, a):
     parse.count(a, 1, 1)
-    at.syslog = parse.num(a, 0, 0, 1)
+    eng.syslog = parse.num(a, 0, 0, 1)
 
 
-def q_sysram(at):
-    at.reply("+SYSRAM:%d,%d" % at.board.heap()[1:3])
+def q_sysram(eng):
+    eng.reply("+SYSRAM:%d,%d" % eng.board.heap()[1:3])
 
 
-def s_sysram(at, a):
+def s_sysram(eng, a):
     parse.count(a, 1, 1)
-    at.reply("+SYSRAM:%d,%d,%d,%d" % at.board.heap(parse.num(a, 0, 0, 0x7FFFFFFF)))
+    eng.reply("+SYSRAM:%d,%d,%d,%d" % eng.board.heap(parse.num(a, 0, 0, 0x7FFFFFFF)))
 
 
 # AT+RFPOWER: Wi-Fi's TX power in 0.25 dBm, as an ESP32 gets it back: the chip has
@@ -97,38 +97,38 @@ def s_sysram(at, a):
 _RF_LEVELS = ((78, 78), (72, 72), (66, 66), (60, 60), (56, 56), (52, 52), (44, 44), (40, 34))
 
 
-def _rf(at):
-    if at.cfg.get("cwmode") == 0:
+def _rf(eng):
+    if eng.cfg.get("cwmode") == 0:
         raise fail(EXEC_FAIL)  # Wi-Fi off: nothing to set or query (the spec's note)
-    return at.rfpower or [78, 5, 5, 5]
+    return eng.rfpower or [78, 5, 5, 5]
 
 
-def q_rfpower(at):
-    at.reply("+RFPOWER:%d,%d,%d,%d" % tuple(_rf(at)))
+def q_rfpower(eng):
+    eng.reply("+RFPOWER:%d,%d,%d,%d" % tuple(_rf(eng)))
 
 
-def s_rfpower(at, a):
-    cur = _rf(at)
+def s_rfpower(eng, a):
+    cur = _rf(eng)
     parse.count(a, 1, 4)
     v = parse.num(a, 0, 40, 84)
     wifi = next(got for lo, got in _RF_LEVELS if v >= lo)
     ble = [parse.num(a, i, 0, 7, cur[i]) for i in (1, 2, 3)]
-    if not at.board.radio.set_txpower(wifi / 4):
+    if not eng.board.radio.set_txpower(wifi / 4):
         raise fail(EXEC_FAIL)
-    at.rfpower = [wifi] + ble
+    eng.rfpower = [wifi] + ble
 
 
 # AT+SYSTIMESTAMP: the board's clock in Unix seconds, the one SNTP sets (at/sntp.py,
 # loaded on first use). WiFiEspAT asks for it.
-def q_systimestamp(at):
+def q_systimestamp(eng):
     from at import sntp
-    at.reply("+SYSTIMESTAMP:%d" % int(sntp.clock(at).now()))
+    eng.reply("+SYSTIMESTAMP:%d" % int(sntp.clock(eng).now()))
 
 
-def s_systimestamp(at, a):
+def s_systimestamp(eng, a):
     from at import sntp
     parse.count(a, 1, 1)
-    sntp.clock(at).set(parse.num(a, 0, 0, 0x7FFFFFFF))
+    sntp.clock(eng).set(parse.num(a, 0, 0, 0x7FFFFFFF))
 
 
 UART_RANGES = ((80, 5000000), (5, 8), (1, 3), (0, 2), (0, 3))
@@ -139,43 +139,43 @@ def _uart_args(a):
     return [parse.num(a, i, lo, hi) for i, (lo, hi) in enumerate(UART_RANGES)]
 
 
-def init(at):
+def init(eng):
     # The UART comes up with the saved AT+UART_DEF configuration, as ESP-AT's does
     # (AT+UART_CUR is never saved). A value out of range means the factory default.
-    c = at.cfg.get("uart_def")
+    c = eng.cfg.get("uart_def")
     for v, (lo, hi) in zip(c, UART_RANGES):
         if not lo <= v <= hi:
-            at.log.write("at: bad saved UART configuration %r; using 115200,8,1,0,0\n" % (c,))
+            eng.log.write("at: bad saved UART configuration %r; using 115200,8,1,0,0\n" % (c,))
             c = [115200, 8, 1, 0, 0]
             break
-    if list(c) != list(at.board.uart.config):
-        at.board.uart.configure(*c)
+    if list(c) != list(eng.board.uart.config):
+        eng.board.uart.configure(*c)
 
 
-def q_uart_cur(at):
-    at.reply("+UART_CUR:%d,%d,%d,%d,%d" % tuple(at.board.uart.config))
+def q_uart_cur(eng):
+    eng.reply("+UART_CUR:%d,%d,%d,%d,%d" % tuple(eng.board.uart.config))
 
 
-def _switch(at, c):
+def _switch(eng, c):
     # Answer at the old rate, then switch: OK (and anything before it) must have
     # left the backlog for the UART, which then drains it at the old rate.
-    at.out.flush()
-    at.board.uart.configure(*c)
+    eng.out.flush()
+    eng.board.uart.configure(*c)
 
 
-def s_uart_cur(at, a):
+def s_uart_cur(eng, a):
     c = _uart_args(a)
-    at.then(lambda: _switch(at, c))
+    eng.then(lambda: _switch(eng, c))
 
 
-def q_uart_def(at):
-    at.reply("+UART_DEF:%d,%d,%d,%d,%d" % tuple(at.cfg.get("uart_def")))
+def q_uart_def(eng):
+    eng.reply("+UART_DEF:%d,%d,%d,%d,%d" % tuple(eng.cfg.get("uart_def")))
 
 
-def s_uart_def(at, a):
+def s_uart_def(eng, a):
     c = _uart_args(a)
-    at.cfg.set("uart_def", c, True)
-    at.then(lambda: _switch(at, c))
+    eng.cfg.set("uart_def", c, True)
+    eng.then(lambda: _switch(eng, c))
 
 
 COMMANDS = [

@@ -4,11 +4,11 @@ from at.errors import ATError, code, not_here, PARA_INVALID
 from at.commands import row
 
 
-def q_cipdns(at):
-    at.reply("+CIPDNS:%d,%s" % (at.cfg.get("cipdns_on"), ",".join('"%s"' % s for s in dns.servers(at))))
+def q_cipdns(eng):
+    eng.reply("+CIPDNS:%d,%s" % (eng.cfg.get("cipdns_on"), ",".join('"%s"' % s for s in dns.servers(eng))))
 
 
-def s_cipdns(at, a):
+def s_cipdns(eng, a):
     parse.count(a, 1, 4)
     on = parse.num(a, 0, 0, 1)
     servers = []
@@ -24,23 +24,23 @@ def s_cipdns(at, a):
             if not caps.IPV6 and not dns.is_ipv4(ip):
                 raise not_here()  # no IPv6 sockets on this runtime
             servers.append(ip)
-    at.cfg.set("cipdns_on", on)
-    at.cfg.set("cipdns", servers or None)
+    eng.cfg.set("cipdns_on", on)
+    eng.cfg.set("cipdns", servers or None)
 
 
-def s_cipdomain(at, a):
+def s_cipdomain(eng, a):
     parse.count(a, 1, 4)
     name = parse.text(a, 0, 64, minlen=1)
     prefer = parse.num(a, 1, 1, 3, 1)
     timeout = parse.num(a, 2, 0, 60000, 0)
     show_all = parse.num(a, 3, 0, 1, 0)
-    return _domain(at, name, prefer, timeout, show_all)
+    return _domain(eng, name, prefer, timeout, show_all)
 
 
-def _domain(at, name, prefer, timeout, show_all):
-    ips = yield from dns.lookup(at, name, prefer, timeout)
+def _domain(eng, name, prefer, timeout, show_all):
+    ips = yield from dns.lookup(eng, name, prefer, timeout)
     for ip in (ips if show_all else ips[:1]):
-        at.reply('+CIPDOMAIN:"%s"' % ip)
+        eng.reply('+CIPDOMAIN:"%s"' % ip)
 
 
 COMMANDS = [

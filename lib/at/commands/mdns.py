@@ -22,7 +22,7 @@ def _label(a, i, default=parse.REQUIRED):
     return v
 
 
-def _start(at, a):
+def _start(eng, a):
     global _responder
     parse.count(a, 4, 7 + 2 * TXT_MAX)
     host = _label(a, 1)
@@ -45,11 +45,11 @@ def _start(at, a):
     if _responder is not None:
         raise fail(EXEC_FAIL)  # already on: AT+MDNS=0 first
     from at import mdns
-    _responder = mdns.Responder(at, host, stype, port, instance, proto, txt)
+    _responder = mdns.Responder(eng, host, stype, port, instance, proto, txt)
     _responder.start()  # announces now, or once the station has an address
 
 
-def _stop(at, a):
+def _stop(eng, a):
     global _responder
     parse.count(a, 1, 1)
     if _responder is not None:
@@ -78,7 +78,7 @@ def _name(a, i, suffix=None):
     return b[:LABEL]
 
 
-def _query(at, a):
+def _query(eng, a):
     parse.count(a, 2, 7)
     kind = parse.num(a, 1, 0, 6)
     n = 2 if kind == 0 else (3 if kind <= 3 else 1)
@@ -87,33 +87,33 @@ def _query(at, a):
     name = [_name(a, 2 + i, b".local" if kind >= 4 else None) for i in range(n)] + [b"local"]
     timeout = parse.num(a, 2 + n, 1000, 180000, 5000)
     max_results = parse.num(a, 3 + n, 1, 255, 1)
-    if not at.wifi.has_ip():
+    if not eng.wifi.has_ip():
         raise fail(EXEC_FAIL)
-    return _run_query(at, kind, name, timeout, max_results)
+    return _run_query(eng, kind, name, timeout, max_results)
 
 
-def _run_query(at, kind, name, timeout, max_results):
+def _run_query(eng, kind, name, timeout, max_results):
     global _queries
     from at import mdns
     _queries += 1
     try:
-        found = yield from mdns.query(at, kind, name, timeout, max_results, bool(at.wifi.ip6()))
+        found = yield from mdns.query(eng, kind, name, timeout, max_results, bool(eng.wifi.ip6()))
     finally:
         _queries -= 1
         _drop_if_idle()
     if not found:
         raise fail(EXEC_FAIL, E_MDNS_NO_RESULT)
     for b in found:
-        at.write("+MDNS:%d,\r\n%s" % (len(b.encode()), b))
+        eng.write("+MDNS:%d,\r\n%s" % (len(b.encode()), b))
 
 
-def s_mdns(at, a):
+def s_mdns(eng, a):
     mode = parse.num(a, 0, 0, 2)
     if mode == 1:
-        return _start(at, a)
+        return _start(eng, a)
     if mode == 2:
-        return _query(at, a)
-    return _stop(at, a)
+        return _query(eng, a)
+    return _stop(eng, a)
 
 
 COMMANDS = [

@@ -10,9 +10,9 @@ _INT = {1: (0, 0xFF), 2: (-0x80, 0x7F), 3: (0, 0xFFFF), 4: (-0x8000, 0x7FFF),
         5: (0, 0xFFFFFFFF), 6: (-0x80000000, 0x7FFFFFFF)}
 
 
-def q_sysmfg(at):
+def q_sysmfg(eng):
     for ns in mfg.NAMESPACES:
-        at.reply('+SYSMFG:"%s"' % ns)
+        eng.reply('+SYSMFG:"%s"' % ns)
 
 
 def _ns(a, i):
@@ -22,7 +22,7 @@ def _ns(a, i):
     return ns
 
 
-def s_sysmfg(at, a):
+def s_sysmfg(eng, a):
     op = parse.num(a, 0, 0, 2)
     if op == 0:
         parse.count(a, 2, 3)
@@ -34,27 +34,27 @@ def s_sysmfg(at, a):
     if op == 1:
         parse.count(a, 1, 5)
         if len(a) == 1:
-            return q_sysmfg(at)
+            return q_sysmfg(eng)
         ns = _ns(a, 1)
         key = parse.text(a, 2, 15, None)
         if key is None:
             for k in mfg.keys(ns):
-                at.reply('+SYSMFG:"%s","%s",%d' % (ns, k, mfg.type_of(ns, k)))
+                eng.reply('+SYSMFG:"%s","%s",%d' % (ns, k, mfg.type_of(ns, k)))
             return
         value = mfg.read(ns, key)
         if value is None:
             raise fail(EXEC_FAIL)
         typ = mfg.type_of(ns, key)
         if typ in _INT:
-            at.reply('+SYSMFG:"%s","%s",%d,%d,%s' % (ns, key, typ, len(value), value.decode()))
+            eng.reply('+SYSMFG:"%s","%s",%d,%d,%s' % (ns, key, typ, len(value), value.decode()))
             return
         off = parse.num(a, 3, 0, len(value), 0)
         n = parse.num(a, 4, 1, len(value) - off if len(value) > off else 1, len(value) - off)
         if off + n > len(value):
             raise ATError(code(PARA_INVALID, 4))
-        at.write('+SYSMFG:"%s","%s",%d,%d,' % (ns, key, typ, n))
-        at.write(memoryview(value)[off:off + n])
-        at.write(b"\r\n")
+        eng.write('+SYSMFG:"%s","%s",%d,%d,' % (ns, key, typ, n))
+        eng.write(memoryview(value)[off:off + n])
+        eng.write(b"\r\n")
         return
     # op == 2: write
     parse.count(a, 5, 5)
@@ -66,11 +66,11 @@ def s_sysmfg(at, a):
         mfg.write(ns, key, typ, str(parse.num(a, 4, lo, hi)).encode())
         return
     n = parse.num(a, 4, 1, DATA_MAX)
-    return _write(at, ns, key, typ, n)
+    return _write(eng, ns, key, typ, n)
 
 
-def _write(at, ns, key, typ, n):
-    data = yield at.data(n)
+def _write(eng, ns, key, typ, n):
+    data = yield eng.data(n)
     mfg.write(ns, key, typ, bytes(data))
 
 

@@ -6,7 +6,7 @@ from at.errors import not_here
 from at.commands import row
 
 
-def _no(at, a=None):
+def _no(eng, a=None):
     raise not_here()
 
 

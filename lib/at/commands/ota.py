@@ -18,20 +18,20 @@ NAME_MAX = 64
 
 
 # -- the group's state (loaded on first use; at/fwstate.py marks a new version good at boot) ------
-def init(at):
-    at.ota_state = IDLE
-    at.ota_task = None  # the non-blocking update's Task
-    at.ota_busy = False  # an update runs (either mode)
+def init(eng):
+    eng.ota_state = IDLE
+    eng.ota_task = None  # the non-blocking update's Task
+    eng.ota_busy = False  # an update runs (either mode)
 
 
 
 # -- AT+CIUPDATESRV=<"host">,<port>[,<"path">][,<ssl port>] --------------------------------------------
-def q_ciupdatesrv(at):
-    host, port, path, sport = at.cfg.get("ota_server")
-    at.reply('+CIUPDATESRV:"%s",%d,"%s",%d' % (host, port, path, sport))
+def q_ciupdatesrv(eng):
+    host, port, path, sport = eng.cfg.get("ota_server")
+    eng.reply('+CIUPDATESRV:"%s",%d,"%s",%d' % (host, port, path, sport))
 
 
-def s_ciupdatesrv(at, a):
+def s_ciupdatesrv(eng, a):
     parse.count(a, 2, 4)
     host = parse.text(a, 0, 64, minlen=1)
     port = parse.num(a, 1, 1, 65535)
@@ -41,18 +41,18 @@ def s_ciupdatesrv(at, a):
         raise ATError(code(PARA_INVALID, 0))
     if path and (path[0] != "/" or " " in path or "?" in path or "#" in path):
         raise ATError(code(PARA_INVALID, 2))
-    at.cfg.set("ota_server", [host, port, path, sport], True)  # always saved
+    eng.cfg.set("ota_server", [host, port, path, sport], True)  # always saved
 
 
 # -- AT+CIPFWVER? ----------------------------------------------------------------------------------------
-def q_cipfwver(at):
-    ota = _load(at.cfg.get("ota_server")[3])
+def q_cipfwver(eng):
+    ota = _load(eng.cfg.get("ota_server")[3])
     try:
-        vs = yield from ota.versions(at, TIMEOUT_MS)
+        vs = yield from ota.versions(eng, TIMEOUT_MS)
     finally:
         _unload()
     for v in vs:
-        at.reply('+CIPFWVER:"%s"' % v)
+        eng.reply('+CIPFWVER:"%s"' % v)
 
 
 def _load(tls):
@@ -77,16 +77,16 @@ def _unload():
 
 
 # -- AT+CIUPDATE -----------------------------------------------------------------------------------------
-def q_ciupdate(at):
-    at.reply("+CIPUPDATE:%d" % at.ota_state)
+def q_ciupdate(eng):
+    eng.reply("+CIPUPDATE:%d" % eng.ota_state)
 
 
-def exe_ciupdate(at):
+def exe_ciupdate(eng):
     # The spec: "the latest version ... via TCP ... in blocking mode".
-    return _start(at, 0, None, "ota", 0)
+    return _start(eng, 0, None, "ota", 0)
 
 
-def s_ciupdate(at, a):
+def s_ciupdate(eng, a):
     parse.count(a, 1, 4)
     mode = parse.num(a, 0, 0, 1)
     version = parse.text(a, 1, VERSION_MAX, None) or None
@@ -96,63 +96,63 @@ def s_ciupdate(at, a):
         raise ATError(code(PARA_INVALID, 1))
     if name != "ota" and name not in mfg.NAMESPACES:
         raise ATError(code(PARA_INVALID, 2))
-    return _start(at, mode, version, name, nb)
+    return _start(eng, mode, version, name, nb)
 
 
-def _start(at, mode, version, name, nb):
-    if at.ota_task is not None:
-        at.log.write("ota: ALREADY IN OTA\n")
+def _start(eng, mode, version, name, nb):
+    if eng.ota_task is not None:
+        eng.log.write("ota: ALREADY IN OTA\n")
         raise fail(EXEC_FAIL)
-    srv = at.cfg.get("ota_server")
+    srv = eng.cfg.get("ota_server")
     if not srv[0] or (mode == 1 and not srv[3]):
-        at.log.write("ota: no update server%s: set it with AT+CIUPDATESRV\n" % (" for HTTPS" if srv[0] else ""))
+        eng.log.write("ota: no update server%s: set it with AT+CIUPDATESRV\n" % (" for HTTPS" if srv[0] else ""))
         raise fail(EXEC_FAIL, E_OTA_NO_SERVER)
     if nb:
         # OK first, then +CIPUPDATE:1..4 (or -1) as the update goes.
-        at.then(lambda: _background(at, mode, version, name))
+        eng.then(lambda: _background(eng, mode, version, name))
         return None
-    return _blocking(at, mode, version, name)
+    return _blocking(eng, mode, version, name)
 
 
-def _blocking(at, mode, version, name):
+def _blocking(eng, mode, version, name):
     ota = _load(mode)
-    at.ota_busy = True
+    eng.ota_busy = True
     try:
-        yield from ota.update(at, mode, version, name, TIMEOUT_MS)
+        yield from ota.update(eng, mode, version, name, TIMEOUT_MS)
     except BaseException:
-        at.ota_state = FAILED
+        eng.ota_state = FAILED
         raise
     finally:
-        at.ota_busy = False
+        eng.ota_busy = False
         _unload()
     if name == "ota":
         # As ESP-AT: OK, then the board restarts into the new version.
-        at.then(lambda: _reset(at))
+        eng.then(lambda: _reset(eng))
 
 
-def _background(at, mode, version, name):
+def _background(eng, mode, version, name):
     ota = _load(mode)
     from at.task import Task
 
     def done(result, err):
-        at.ota_task = None
-        at.ota_busy = False
+        eng.ota_task = None
+        eng.ota_busy = False
         _unload()
         if err is not None:
-            at.ota_state = FAILED
+            eng.ota_state = FAILED
             if not isinstance(err, ATError):
-                at.log.write("ota: update failed: %r\n" % (err,))
-            at.reply("+CIPUPDATE:-1")
+                eng.log.write("ota: update failed: %r\n" % (err,))
+            eng.reply("+CIPUPDATE:-1")
 
-    at.ota_task = at.ota_busy = True  # taken before the task's first step can finish
-    t = Task(at.loop, ota.update(at, mode, version, name, TIMEOUT_MS), done)
-    if at.ota_task is not None:
-        at.ota_task = t
+    eng.ota_task = eng.ota_busy = True  # taken before the task's first step can finish
+    t = Task(eng.loop, ota.update(eng, mode, version, name, TIMEOUT_MS), done)
+    if eng.ota_task is not None:
+        eng.ota_task = t
 
 
-def _reset(at):
-    at.out.flush()
-    at.board.reset()
+def _reset(eng):
+    eng.out.flush()
+    eng.board.reset()
 
 
 COMMANDS = [

@@ -10,30 +10,30 @@ from at.commands import row
 CLIENT_TYPES = ("TCP", "TCPv6", "UDP", "UDPv6", "SSL", "SSLv6")
 
 
-def q_transintvl(at):
-    at.reply("+TRANSINTVL:%d" % at.cfg.get("transintvl"))
+def q_transintvl(eng):
+    eng.reply("+TRANSINTVL:%d" % eng.cfg.get("transintvl"))
 
 
-def s_transintvl(at, a):
+def s_transintvl(eng, a):
     parse.count(a, 1, 1)
-    at.cfg.set("transintvl", parse.num(a, 0, 0, 1000))
+    eng.cfg.set("transintvl", parse.num(a, 0, 0, 1000))
 
 
-def q_cipreconnintv(at):
-    at.reply("+CIPRECONNINTV:%d" % at.cfg.get("cipreconnintv"))
+def q_cipreconnintv(eng):
+    eng.reply("+CIPRECONNINTV:%d" % eng.cfg.get("cipreconnintv"))
 
 
-def s_cipreconnintv(at, a):
+def s_cipreconnintv(eng, a):
     parse.count(a, 1, 1)
-    at.cfg.set("cipreconnintv", parse.num(a, 0, 1, 36000))
+    eng.cfg.set("cipreconnintv", parse.num(a, 0, 1, 36000))
 
 
-def s_savetranslink(at, a):
+def s_savetranslink(eng, a):
     parse.count(a, 1, 5)
     mode = parse.num(a, 0, 0, 3)
     if mode == 0:
         parse.count(a, 1, 1)
-        at.cfg.set("savetranslink", None, True)
+        eng.cfg.set("savetranslink", None, True)
         return
     if mode != 1:
         raise fail(EXEC_FAIL, 0x30)  # 2: Bluetooth LE, 3: server passthrough: not in this firmware
@@ -43,21 +43,21 @@ def s_savetranslink(at, a):
     if typ[0] == "U":
         extra = parse.num(a, 4, 0, 65535, 0)  # <local port>
     else:
-        extra = parse.num(a, 4, 0, 7200, at.net.keepalive)  # <keep_alive>
-    at.cfg.set("savetranslink", [typ, host, port, extra], True)
+        extra = parse.num(a, 4, 0, 7200, eng.net.keepalive)  # <keep_alive>
+    eng.cfg.set("savetranslink", [typ, host, port, extra], True)
 
 
-def init(at):
-    saved = at.cfg.get("savetranslink")
+def init(eng):
+    saved = eng.cfg.get("savetranslink")
     if saved:
-        Task(at.loop, _boot(at, saved))
+        Task(eng.loop, _boot(eng, saved))
 
 
-def _boot(at, saved):
+def _boot(eng, saved):
     """At power-up: wait for an address, connect (retrying), enter passthrough."""
     typ, host, port, extra = saved
-    net = at.net
-    while not at.wifi.has_ip():
+    net = eng.net
+    while not eng.wifi.has_ip():
         yield 100
     net.mode = 1
     net.mux = 0
@@ -65,13 +65,13 @@ def _boot(at, saved):
     while True:
         try:
             yield from net.open(0, typ, host, port, 0 if udp else extra, "", 0,
-                                extra if udp else 0, 0, announce=at.cfg.get("sysmsg") & 4)
+                                extra if udp else 0, 0, announce=eng.cfg.get("sysmsg") & 4)
             break
         except ATError:
-            yield at.cfg.get("cipreconnintv") * 100
-    while at.task is not None:  # a command is running: enter when it is done
+            yield eng.cfg.get("cipreconnintv") * 100
+    while eng.task is not None:  # a command is running: enter when it is done
         yield 50
-    at.start(passthrough.run(at, net.links[0], prompt=False))
+    eng.start(passthrough.run(eng, net.links[0], prompt=False))
 
 
 COMMANDS = [

@@ -37,14 +37,14 @@ def _open(v6):
     return None, False
 
 
-def s_ping(at, a):
+def s_ping(eng, a):
     parse.count(a, 1, 1)
-    return _ping(at, parse.text(a, 0, 64, minlen=1))
+    return _ping(eng, parse.text(a, 0, 64, minlen=1))
 
 
-def _ping(at, host):
+def _ping(eng, host):
     try:
-        ips = yield from dns.lookup(at, host, 1)
+        ips = yield from dns.lookup(eng, host, 1)
     except ATError as e:
         e.lines = _TIMEOUT  # the spec: a name that does not resolve is a TIMEOUT too
         raise
@@ -54,7 +54,7 @@ def _ping(at, host):
         raise not_here()  # no IPv6 sockets on this runtime
     s, raw = _open(v6)
     if s is None:
-        at.log.write("at: AT+PING: no ICMP socket (needs root or net.ipv4.ping_group_range)\n")
+        eng.log.write("at: AT+PING: no ICMP socket (needs root or net.ipv4.ping_group_range)\n")
         raise fail(EXEC_FAIL, E_PING_NO_ICMP)
     try:
         s.setblocking(False)
@@ -72,7 +72,7 @@ def _ping(at, host):
         reply = 129 if v6 else 0
         while True:
             left = time.ticks_diff(deadline, time.ticks_ms())
-            if left <= 0 or not (yield at.readable(s, left)):
+            if left <= 0 or not (yield eng.readable(s, left)):
                 raise fail(EXEC_FAIL, 2, lines=_TIMEOUT)
             try:
                 m, _ = s.recvfrom(256)
@@ -84,7 +84,7 @@ def _ping(at, host):
             # A datagram ICMP socket rewrites the id: match on the payload instead.
             if len(m) >= 8 and m[0] == reply and m[6:8] == b"\x00\x01" and m[8:] == PAYLOAD and (
                     not raw or m[4:6] == pkt[4:6]):
-                at.reply("+PING:%d" % ((us + 999) // 1000))
+                eng.reply("+PING:%d" % ((us + 999) // 1000))
                 return
     finally:
         s.close()

@@ -16,12 +16,12 @@ TRANSMIT_MAX = 2920
 
 # -- AT+CIPSENDEX ---------------------------------------------------------------------
 class _Unescape:
-    """A sink that copies bytes into a data buffer (at.dbuffer), dropping the
+    """A sink that copies bytes into a data buffer (eng.dbuffer), dropping the
     backslash of "\\<any>", until n bytes are in or an unescaped "\\0" arrives."""
 
-    def __init__(self, at, n):
-        self.at = at
-        self.d = at.dbuffer(n)
+    def __init__(self, eng, n):
+        self.eng = eng
+        self.d = eng.dbuffer(n)
         self.need = n
         self.n = 0
         self.esc = False
@@ -51,28 +51,28 @@ class _Unescape:
                 break
         else:
             return pos
-        self.at.resume(memoryview(d)[:self.n])
+        self.eng.resume(memoryview(d)[:self.n])
         return pos
 
 
-def s_cipsendex(at, a):
-    link, n, dest = send_args(at, a, DATA_MAX)
-    return _sendex(at, link, n, dest)
+def s_cipsendex(eng, a):
+    link, n, dest = send_args(eng, a, DATA_MAX)
+    return _sendex(eng, link, n, dest)
 
 
-def _sendex(at, link, n, dest):
-    dest = yield from dest_addr(at, link, dest)
-    mv = yield at.stream(_Unescape(at, n).sink)
-    return (yield from send_result(at, link, mv, dest))
+def _sendex(eng, link, n, dest):
+    dest = yield from dest_addr(eng, link, dest)
+    mv = yield eng.stream(_Unescape(eng, n).sink)
+    return (yield from send_result(eng, link, mv, dest))
 
 
 # -- AT+CIPSENDL -------------------------------------------------------------------------
 class _LongSend(Pump):
     """<length> bytes from the UART to the link, reporting every <report size>."""
 
-    def __init__(self, at, link, total, dest):
-        report, tsize = at.net.sendlcfg
-        Pump.__init__(self, at, link, tsize, dest)
+    def __init__(self, eng, link, total, dest):
+        report, tsize = eng.net.sendlcfg
+        Pump.__init__(self, eng, link, tsize, dest)
         self.total = total
         self.report = report
         self.next = report
@@ -99,11 +99,11 @@ class _LongSend(Pump):
 
     def on_sent(self, k):
         while self.sent >= self.next:
-            self.at.report("+CIPSENDL:%d,%d" % (self.next, self.got))
+            self.eng.report("+CIPSENDL:%d,%d" % (self.next, self.got))
             self.next += self.report
         if self.sent == self.total:
             if self.sent != self.next - self.report:
-                self.at.report("+CIPSENDL:%d,%d" % (self.sent, self.got))
+                self.eng.report("+CIPSENDL:%d,%d" % (self.sent, self.got))
             self.finish(SEND_OK)
 
     def on_fail(self, err):
@@ -112,7 +112,7 @@ class _LongSend(Pump):
         if self.got == self.total:
             self.finish(SEND_FAIL)
         else:
-            self.at.unhold()
+            self.eng.unhold()
 
     def on_plus(self):
         self.o = self.n = 0
@@ -120,33 +120,33 @@ class _LongSend(Pump):
 
     def finish(self, result):
         self.stop()
-        at = self.at
-        at.resume(result)
-        at.unhold()
+        eng = self.eng
+        eng.resume(result)
+        eng.unhold()
 
 
-def s_cipsendl(at, a):
-    link, n, dest = send_args(at, a, 0x7FFFFFFF)
-    return _sendl(at, link, n, dest)
+def s_cipsendl(eng, a):
+    link, n, dest = send_args(eng, a, 0x7FFFFFFF)
+    return _sendl(eng, link, n, dest)
 
 
-def _sendl(at, link, n, dest):
-    dest = yield from dest_addr(at, link, dest)
-    ls = _LongSend(at, link, n, dest)
-    return (yield at.stream(ls.guard.sink))
+def _sendl(eng, link, n, dest):
+    dest = yield from dest_addr(eng, link, dest)
+    ls = _LongSend(eng, link, n, dest)
+    return (yield eng.stream(ls.guard.sink))
 
 
-def init(at):
-    at.net.sendlcfg = (1024, TRANSMIT_MAX)  # <report size>, <transmit size>
+def init(eng):
+    eng.net.sendlcfg = (1024, TRANSMIT_MAX)  # <report size>, <transmit size>
 
 
-def q_cipsendlcfg(at):
-    at.reply("+CIPSENDLCFG:%d,%d" % at.net.sendlcfg)
+def q_cipsendlcfg(eng):
+    eng.reply("+CIPSENDLCFG:%d,%d" % eng.net.sendlcfg)
 
 
-def s_cipsendlcfg(at, a):
+def s_cipsendlcfg(eng, a):
     parse.count(a, 1, 2)
-    at.net.sendlcfg = (parse.num(a, 0, 100, 1 << 20), parse.num(a, 1, 100, TRANSMIT_MAX, at.net.sendlcfg[1]))
+    eng.net.sendlcfg = (parse.num(a, 0, 100, 1 << 20), parse.num(a, 1, 100, TRANSMIT_MAX, eng.net.sendlcfg[1]))
 
 
 COMMANDS = [

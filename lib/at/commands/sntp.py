@@ -5,23 +5,23 @@ from at.errors import ATError, code, PARA_INVALID
 from at.commands import row
 
 
-def init(at):
-    sntp.clock(at)
-    at.sntp = sntp.Sntp(at)
+def init(eng):
+    sntp.clock(eng)
+    eng.sntp = sntp.Sntp(eng)
 
 
-def q_cipsntpcfg(at):
-    s = at.sntp
+def q_cipsntpcfg(eng):
+    s = eng.sntp
     tz = int(s.tz / 60)  # the query shows whole hours (the spec's 015 -> 0)
     if s.enabled:
-        at.reply("+CIPSNTPCFG:1,%d,%s" % (tz, ",".join('"%s"' % n for n in s.names())))
+        eng.reply("+CIPSNTPCFG:1,%d,%s" % (tz, ",".join('"%s"' % n for n in s.names())))
     else:
-        at.reply("+CIPSNTPCFG:0,%d" % tz)
+        eng.reply("+CIPSNTPCFG:0,%d" % tz)
 
 
-def s_cipsntpcfg(at, a):
+def s_cipsntpcfg(eng, a):
     parse.count(a, 1, 5)
-    s = at.sntp
+    s = eng.sntp
     enable = parse.num(a, 0, 0, 1)
     tz = parse.num(a, 1, -1259, 1459, None)
     minutes = s.tz if tz is None else sntp.parse_tz(tz)
@@ -39,19 +39,19 @@ def s_cipsntpcfg(at, a):
     s.start()
 
 
-def q_cipsntptime(at):
-    at.reply("+CIPSNTPTIME:" + sntp.asctime(at.clock.now() + at.sntp.tz * 60))
+def q_cipsntptime(eng):
+    eng.reply("+CIPSNTPTIME:" + sntp.asctime(eng.clock.now() + eng.sntp.tz * 60))
 
 
-def q_cipsntpintv(at):
-    at.reply("+CIPSNTPINTV:%d" % at.sntp.interval)
+def q_cipsntpintv(eng):
+    eng.reply("+CIPSNTPINTV:%d" % eng.sntp.interval)
 
 
-def s_cipsntpintv(at, a):
+def s_cipsntpintv(eng, a):
     parse.count(a, 1, 1)
-    at.sntp.interval = parse.num(a, 0, 15, 4294967)
-    if at.sntp.enabled and at.sntp.waiting():
-        at.sntp.start()
+    eng.sntp.interval = parse.num(a, 0, 15, 4294967)
+    if eng.sntp.enabled and eng.sntp.waiting():
+        eng.sntp.start()
 
 
 COMMANDS = [

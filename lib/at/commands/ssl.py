@@ -9,58 +9,58 @@ from at.commands import row
 _DEFAULT = [0, 0, 0]  # auth_mode, pki_number, ca_number
 
 
-def init(at):
-    sslconf.settings(at)
+def init(eng):
+    sslconf.settings(eng)
 
 
-def _conf(at):
-    c = at.cfg.get("sslcconf")
+def _conf(eng):
+    c = eng.cfg.get("sslcconf")
     if not c:
         c = [list(_DEFAULT) for _ in range(MAX_LINKS)]
     return c
 
 
-def _ids(at):
-    return range(MAX_LINKS) if at.net.mux else (0,)
+def _ids(eng):
+    return range(MAX_LINKS) if eng.net.mux else (0,)
 
 
-def _target(at, a):
+def _target(eng, a):
     """(link ids to set, index of the first value): "max" (5) means every link."""
-    if not at.net.mux:
+    if not eng.net.mux:
         return (0,), 0
     lid = parse.num(a, 0, 0, MAX_LINKS)
     return (range(MAX_LINKS) if lid == MAX_LINKS else (lid,)), 1
 
 
-def q_cipsslcconf(at):
-    c = _conf(at)
-    for lid in _ids(at):
-        at.reply("+CIPSSLCCONF:%d,%d,%d,%d" % ((lid,) + tuple(c[lid])))
+def q_cipsslcconf(eng):
+    c = _conf(eng)
+    for lid in _ids(eng):
+        eng.reply("+CIPSSLCCONF:%d,%d,%d,%d" % ((lid,) + tuple(c[lid])))
 
 
-def s_cipsslcconf(at, a):
-    ids, i = _target(at, a)
+def s_cipsslcconf(eng, a):
+    ids, i = _target(eng, a)
     parse.count(a, i + 1, i + 3)
     auth = parse.num(a, i, 0, 3)
     pki = parse.num(a, i + 1, 0, 255, 0)
     ca = parse.num(a, i + 2, 0, 255, 0)
-    c = _conf(at)
+    c = _conf(eng)
     for k in ids:
         c[k] = [auth, pki, ca]
-    at.cfg.set("sslcconf", c, True)  # the spec: always saved
+    eng.cfg.set("sslcconf", c, True)  # the spec: always saved
 
 
 def _names(attr, tag):
-    def q(at):
-        vals = getattr(at.ssl, attr)
-        for lid in _ids(at):
-            at.reply('%s:%d,"%s"' % (tag, lid, vals[lid]))
+    def q(eng):
+        vals = getattr(eng.ssl, attr)
+        for lid in _ids(eng):
+            eng.reply('%s:%d,"%s"' % (tag, lid, vals[lid]))
 
-    def s(at, a):
-        ids, i = _target(at, a)
+    def s(eng, a):
+        ids, i = _target(eng, a)
         parse.count(a, i + 1, i + 1)
         v = parse.text(a, i, 64)
-        vals = getattr(at.ssl, attr)
+        vals = getattr(eng.ssl, attr)
         for k in ids:
             vals[k] = v
 
@@ -71,13 +71,13 @@ q_cipsslccn, s_cipsslccn = _names("cn", "+CIPSSLCCN")
 q_cipsslcsni, s_cipsslcsni = _names("sni", "+CIPSSLCSNI")
 
 
-def q_cipsslcalpn(at):
-    for lid in _ids(at):
-        at.reply("+CIPSSLCALPN:%d" % lid)
+def q_cipsslcalpn(eng):
+    for lid in _ids(eng):
+        eng.reply("+CIPSSLCALPN:%d" % lid)
 
 
-def s_cipsslcalpn(at, a):
-    ids, i = _target(at, a)
+def s_cipsslcalpn(eng, a):
+    ids, i = _target(eng, a)
     n = parse.num(a, i, 0, 5)
     parse.count(a, i + 1 + n, i + 1 + n)
     for k in range(n):
@@ -89,18 +89,18 @@ def s_cipsslcalpn(at, a):
 
 
 def _psk_query(hexform):
-    def q(at):
+    def q(eng):
         tag = b"+CIPSSLCPSKHEX" if hexform else b"+CIPSSLCPSK"
-        for lid in _ids(at):
-            p = at.ssl.psk[lid]
+        for lid in _ids(eng):
+            p = eng.ssl.psk[lid]
             key = (p[0].hex().encode() if hexform else p[0]) if p else b""  # bytes as they are
-            at.write(b'%s:%d,"%s","%s"\r\n' % (tag, lid, key, p[1].encode() if p else b""))
+            eng.write(b'%s:%d,"%s","%s"\r\n' % (tag, lid, key, p[1].encode() if p else b""))
     return q
 
 
 def _psk_set(hexform):
-    def s(at, a):
-        ids, i = _target(at, a)
+    def s(eng, a):
+        ids, i = _target(eng, a)
         parse.count(a, i + 2, i + 2)
         key = parse.text(a, i, 64 if hexform else 32)
         hint = parse.text(a, i + 1, 32)
@@ -116,17 +116,17 @@ def _psk_set(hexform):
         if key and not caps.psk():
             raise not_here()  # no TLS-PSK in this MicroPython (README "Supported targets")
         for k in ids:
-            at.ssl.psk[k] = (key, hint) if key else None
+            eng.ssl.psk[k] = (key, hint) if key else None
     return s
 
 
-def q_cipsslccipher(at):
+def q_cipsslccipher(eng):
     for idx, (num, name) in enumerate(sslconf.supported()):
-        at.reply("+CIPSSLCCIPHER:%d,0x%04X" % (idx, num))
+        eng.reply("+CIPSSLCCIPHER:%d,0x%04X" % (idx, num))
 
 
-def s_cipsslccipher(at, a):
-    ids, i = _target(at, a)
+def s_cipsslccipher(eng, a):
+    ids, i = _target(eng, a)
     n = parse.num(a, i, 0, 32)
     parse.count(a, i + 1 + n, i + 1 + n)
     have = [num for num, name in sslconf.supported()]
@@ -137,7 +137,7 @@ def s_cipsslccipher(at, a):
             raise ATError(code(PARA_INVALID, i + 1 + k))  # the runtime lacks this suite
         suites.append(v)
     for k in ids:
-        at.ssl.ciphers[k] = suites or None
+        eng.ssl.ciphers[k] = suites or None
 
 
 COMMANDS = [

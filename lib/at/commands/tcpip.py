@@ -17,40 +17,40 @@ from at.commands import row
 TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
 
 
-def init(at):
-    at.net = Net(at)
+def init(eng):
+    eng.net = Net(eng)
 
 
-def _no_links(at):
-    if at.net.count():
+def _no_links(eng):
+    if eng.net.count():
         raise fail(EXEC_FAIL)
 
 
 # -- modes --------------------------------------------------------------------------
-def q_cipmux(at):
-    at.reply("+CIPMUX:%d" % at.net.mux)
+def q_cipmux(eng):
+    eng.reply("+CIPMUX:%d" % eng.net.mux)
 
 
-def s_cipmux(at, a):
+def s_cipmux(eng, a):
     parse.count(a, 1, 1)
     v = parse.num(a, 0, 0, 1)
-    if v != at.net.mux:
-        _no_links(at)
-        if v and at.net.mode:
+    if v != eng.net.mux:
+        _no_links(eng)
+        if v and eng.net.mode:
             raise fail(EXEC_FAIL)
-        if not v and at.net.server:
+        if not v and eng.net.server:
             raise fail(EXEC_FAIL)
-        at.net.mux = v
+        eng.net.mux = v
 
 
-def q_cipmode(at):
-    at.reply("+CIPMODE:%d" % at.net.mode)
+def q_cipmode(eng):
+    eng.reply("+CIPMODE:%d" % eng.net.mode)
 
 
-def s_cipmode(at, a):
+def s_cipmode(eng, a):
     parse.count(a, 1, 1)
     v = parse.num(a, 0, 0, 1)
-    net = at.net
+    net = eng.net
     if v and net.mux:
         raise fail(EXEC_FAIL)
     net.mode = v
@@ -62,33 +62,33 @@ def s_cipmode(at, a):
                 net.resume_read(link)
 
 
-def q_cipdinfo(at):
-    at.reply("+CIPDINFO:%s" % ("true" if at.net.dinfo else "false"))
+def q_cipdinfo(eng):
+    eng.reply("+CIPDINFO:%s" % ("true" if eng.net.dinfo else "false"))
 
 
-def s_cipdinfo(at, a):
+def s_cipdinfo(eng, a):
     parse.count(a, 1, 1)
-    at.net.dinfo = parse.num(a, 0, 0, 1)
+    eng.net.dinfo = parse.num(a, 0, 0, 1)
 
 
-def q_cipv6(at):
-    at.reply("+CIPV6:%d" % at.cfg.get("cipv6"))
+def q_cipv6(eng):
+    eng.reply("+CIPV6:%d" % eng.cfg.get("cipv6"))
 
 
-def s_cipv6(at, a):
+def s_cipv6(eng, a):
     parse.count(a, 1, 1)
     v = parse.num(a, 0, 0, 1)
     if v and not caps.IPV6:
         raise not_here()  # the ESP32 port's sockets are IPv4-only (README "Supported targets")
-    at.cfg.set("cipv6", v)
+    eng.cfg.set("cipv6", v)
 
 
 # -- opening links ------------------------------------------------------------------------
-def _start(at, a, lid, i):
+def _start(eng, a, lid, i):
     """Parse CIPSTART's parameters from index i on; return the connect generator."""
-    net = at.net
+    net = eng.net
     typ = parse.choice(a, i, TYPES + ("SSL", "SSLv6"))
-    if typ.endswith("v6") and not at.cfg.get("cipv6"):
+    if typ.endswith("v6") and not eng.cfg.get("cipv6"):
         raise fail(EXEC_FAIL)
     host = parse.text(a, i + 1, 64, minlen=1)
     port = parse.num(a, i + 2, 0, 65535)
@@ -112,30 +112,30 @@ def _start(at, a, lid, i):
         net.keepalive = keep
     if net.links[lid] is not None:
         raise ATError(code(EXEC_FAIL), ["ALREADY CONNECTED"])
-    if not at.wifi.has_ip() and at.cfg.get("cwmode") not in (2, 3):
+    if not eng.wifi.has_ip() and eng.cfg.get("cwmode") not in (2, 3):
         raise fail(EXEC_FAIL)  # no IP yet: join an AP first
     return net.open(lid, typ, host, port, keep, local_ip, timeout, lport, mode)
 
 
-def s_cipstart(at, a):
-    if at.net.mux:
+def s_cipstart(eng, a):
+    if eng.net.mux:
         if len(a) < 4:
             raise ATError(code(PARA_NUM, (4 << 8) | len(a)))
-        return _start(at, a, parse.num(a, 0, 0, MAX_LINKS - 1), 1)
-    return _start(at, a, 0, 0)
+        return _start(eng, a, parse.num(a, 0, 0, MAX_LINKS - 1), 1)
+    return _start(eng, a, 0, 0)
 
 
-def s_cipstartex(at, a):
-    lid = at.net.free_id() if at.net.mux else 0
+def s_cipstartex(eng, a):
+    lid = eng.net.free_id() if eng.net.mux else 0
     if lid < 0:
         raise fail(EXEC_FAIL)
-    return _start(at, a, lid, 0)
+    return _start(eng, a, lid, 0)
 
 
 # -- sending ------------------------------------------------------------------------------------
-def send_args(at, a, maxlen):
+def send_args(eng, a, maxlen):
     """[<link ID>,]<length>[,<"remote host">,<remote port>] of CIPSEND/SENDEX/SENDL."""
-    net = at.net
+    net = eng.net
     i = 1 if net.mux else 0
     parse.count(a, i + 1, i + 3)
     link = net.link(parse.num(a, 0, 0, MAX_LINKS - 1)) if net.mux else net.link(0)
@@ -152,51 +152,51 @@ def send_args(at, a, maxlen):
     return link, n, dest
 
 
-def dest_addr(at, link, dest):
+def dest_addr(eng, link, dest):
     """Generator: the sockaddr of a UDP remote given in the command (or None)."""
     if dest is None:
         return None
-    return (yield from at.net.resolve(dest[0], dest[1], link.type.endswith("v6")))[1]
+    return (yield from eng.net.resolve(dest[0], dest[1], link.type.endswith("v6")))[1]
 
 
-def s_cipsend(at, a):
-    return _send(at, *send_args(at, a, DATA_MAX))
+def s_cipsend(eng, a):
+    return _send(eng, *send_args(eng, a, DATA_MAX))
 
 
-def _send(at, link, n, dest):
-    dest = yield from dest_addr(at, link, dest)
-    mv = yield at.data(n)
-    return (yield from send_result(at, link, mv, dest))
+def _send(eng, link, n, dest):
+    dest = yield from dest_addr(eng, link, dest)
+    mv = yield eng.data(n)
+    return (yield from send_result(eng, link, mv, dest))
 
 
-def send_result(at, link, mv, dest=None):
+def send_result(eng, link, mv, dest=None):
     """Generator: "Recv <n> bytes", then send mv: SEND OK, or SEND FAIL (then
     CLOSED unless it was a timeout). When the stack takes the data at once,
     both lines leave in one UART write."""
     note = ("\r\nRecv %d bytes\r\n" % len(mv)).encode()
     try:
-        note = yield from at.net.send(link, mv, dest, note)
+        note = yield from eng.net.send(link, mv, dest, note)
     except OSError as e:
-        at.log.write("at: send on link %d failed: %r\n" % (link.id, e))
+        eng.log.write("at: send on link %d failed: %r\n" % (link.id, e))
         if errno_of(e) != ETIMEDOUT:
-            at.then(lambda: at.net.close(link))  # SEND FAIL first, then CLOSED
+            eng.then(lambda: eng.net.close(link))  # SEND FAIL first, then CLOSED
         return SEND_FAIL
     return note + SEND_OK if note else SEND_OK
 
 
-def exe_cipsend(at):
+def exe_cipsend(eng):
     """Passthrough mode: needs AT+CIPMODE=1, single connection, link 0 open
     (a UDP link only with a fixed remote, <mode> 0)."""
-    net = at.net
+    net = eng.net
     link = net.links[0]
     if not net.mode or net.mux or link is None or (link.udp and link.udp_mode):
         raise fail(EXEC_FAIL)
-    return passthrough.run(at, link)
+    return passthrough.run(eng, link)
 
 
 # -- closing ---------------------------------------------------------------------------------------
-def s_cipclose(at, a):
-    net = at.net
+def s_cipclose(eng, a):
+    net = eng.net
     parse.count(a, 1, 1)
     if not net.mux:
         raise ATError(code(PARA_INVALID, 0))
@@ -209,28 +209,28 @@ def s_cipclose(at, a):
     net.close(net.link(lid))
 
 
-def exe_cipclose(at):
-    net = at.net
+def exe_cipclose(eng):
+    net = eng.net
     if net.mux:
         raise ATError(code(PARA_NUM, 1 << 8))
     net.close(net.link(0))
 
 
 # -- status -------------------------------------------------------------------------------------------
-def _state_lines(at, tag):
-    for link in at.net.links:
+def _state_lines(eng, tag):
+    for link in eng.net.links:
         if link is not None:
-            at.reply('%s:%d,"%s","%s",%d,%d,%d' % (
+            eng.reply('%s:%d,"%s","%s",%d,%d,%d' % (
                 tag, link.id, link.type, link.host, link.port, link.lport, link.server))
 
 
-def q_cipstate(at):
-    _state_lines(at, "+CIPSTATE")
+def q_cipstate(eng):
+    _state_lines(eng, "+CIPSTATE")
 
 
-def exe_cipstatus(at):
-    net = at.net
-    if not at.wifi.has_ip():
+def exe_cipstatus(eng):
+    net = eng.net
+    if not eng.wifi.has_ip():
         st = 5
     elif net.count():
         st = 3
@@ -238,34 +238,34 @@ def exe_cipstatus(at):
         st = 4
     else:
         st = 2
-    at.reply("STATUS:%d" % st)
-    _state_lines(at, "+CIPSTATUS")
+    eng.reply("STATUS:%d" % st)
+    _state_lines(eng, "+CIPSTATUS")
 
 
-def exe_cifsr(at):
-    mode = at.cfg.get("cwmode")
-    radio = at.wifi.radio
+def exe_cifsr(eng):
+    mode = eng.cfg.get("cwmode")
+    radio = eng.wifi.radio
     if mode in (2, 3):
-        at.reply('+CIFSR:APIP,"%s"' % radio.ap_ifconfig()[0], '+CIFSR:APMAC,"%s"' % radio.mac(1))
+        eng.reply('+CIFSR:APIP,"%s"' % radio.ap_ifconfig()[0], '+CIFSR:APMAC,"%s"' % radio.mac(1))
     if mode in (1, 3):
-        ip = radio.ifconfig()[0] if at.wifi.has_ip() else "0.0.0.0"
-        at.reply('+CIFSR:STAIP,"%s"' % ip)
-        v6 = at.wifi.ip6()
+        ip = radio.ifconfig()[0] if eng.wifi.has_ip() else "0.0.0.0"
+        eng.reply('+CIFSR:STAIP,"%s"' % ip)
+        v6 = eng.wifi.ip6()
         if v6:
-            at.reply('+CIFSR:STAIP6LL,"%s"' % v6[0])
+            eng.reply('+CIFSR:STAIP6LL,"%s"' % v6[0])
             if v6[1]:
-                at.reply('+CIFSR:STAIP6GL,"%s"' % v6[1])
-        at.reply('+CIFSR:STAMAC,"%s"' % radio.mac(0))
+                eng.reply('+CIFSR:STAIP6GL,"%s"' % v6[1])
+        eng.reply('+CIFSR:STAMAC,"%s"' % radio.mac(0))
 
 
 # -- connection persistence ----------------------------------------------------------------------
-def q_cipconnpersist(at):
-    p = at.net.persist
-    at.reply("+CIPCONNPERSIST:" + ",".join(str(x) for x in (p if at.net.mux else p[:1])))
+def q_cipconnpersist(eng):
+    p = eng.net.persist
+    eng.reply("+CIPCONNPERSIST:" + ",".join(str(x) for x in (p if eng.net.mux else p[:1])))
 
 
-def s_cipconnpersist(at, a):
-    net = at.net
+def s_cipconnpersist(eng, a):
+    net = eng.net
     lid, i = (parse.num(a, 0, 0, MAX_LINKS - 1), 1) if net.mux else (0, 0)
     parse.count(a, i + 1, i + 1)
     net.persist[lid] = parse.num(a, i, 0, 1)
@@ -275,16 +275,16 @@ def s_cipconnpersist(at, a):
 SERVER_TYPES = ("TCP", "TCPv6", "SSL", "SSLv6")
 
 
-def q_cipserver(at):
-    srv = at.net.server
+def q_cipserver(eng):
+    srv = eng.net.server
     if srv is None:
-        at.reply("+CIPSERVER:0")
+        eng.reply("+CIPSERVER:0")
     else:
-        at.reply('+CIPSERVER:1,%d,"%s",%d,%d' % (srv.port, srv.type, srv.ca, srv.netif))
+        eng.reply('+CIPSERVER:1,%d,"%s",%d,%d' % (srv.port, srv.type, srv.ca, srv.netif))
 
 
-def s_cipserver(at, a):
-    net = at.net
+def s_cipserver(eng, a):
+    net = eng.net
     parse.count(a, 1, 5)
     mode = parse.num(a, 0, 0, 1)
     if mode == 0:
@@ -300,50 +300,50 @@ def s_cipserver(at, a):
     netif = parse.num(a, 4, 0, 2, 0)
     if not net.mux or net.server is not None:
         raise fail(EXEC_FAIL)
-    if typ.endswith("v6") and not at.cfg.get("cipv6"):
+    if typ.endswith("v6") and not eng.cfg.get("cipv6"):
         raise fail(EXEC_FAIL)
     net.listen(port, typ, ca, netif)
 
 
-def q_cipservermaxconn(at):
-    at.reply("+CIPSERVERMAXCONN:%d" % at.net.maxconn)
+def q_cipservermaxconn(eng):
+    eng.reply("+CIPSERVERMAXCONN:%d" % eng.net.maxconn)
 
 
-def s_cipservermaxconn(at, a):
+def s_cipservermaxconn(eng, a):
     parse.count(a, 1, 1)
     n = parse.num(a, 0, 1, MAX_LINKS)
-    if at.net.server is not None:
+    if eng.net.server is not None:
         raise fail(EXEC_FAIL)  # "call it before creating a server"
-    at.net.maxconn = n
+    eng.net.maxconn = n
 
 
-def q_cipsto(at):
-    at.reply("+CIPSTO:%d" % at.net.sto)
+def q_cipsto(eng):
+    eng.reply("+CIPSTO:%d" % eng.net.sto)
 
 
-def s_cipsto(at, a):
+def s_cipsto(eng, a):
     parse.count(a, 1, 1)
-    at.net.sto = parse.num(a, 0, 0, 7200)
-    at.net.arm_sto()
+    eng.net.sto = parse.num(a, 0, 0, 7200)
+    eng.net.arm_sto()
 
 
 # -- passive receive ----------------------------------------------------------------------------------
-def _lid_arg(at, a, allow_all=False):
+def _lid_arg(eng, a, allow_all=False):
     """(link id, index of the next parameter): the id is there only with CIPMUX=1."""
-    if not at.net.mux:
+    if not eng.net.mux:
         return 0, 0
     return parse.num(a, 0, 0, MAX_LINKS if allow_all else MAX_LINKS - 1), 1
 
 
-def q_ciprecvtype(at):
-    net = at.net
+def q_ciprecvtype(eng):
+    net = eng.net
     for lid in (range(MAX_LINKS) if net.mux else (0,)):
-        at.reply("+CIPRECVTYPE:%d,%d" % (lid, net.recvtype[lid]))
+        eng.reply("+CIPRECVTYPE:%d,%d" % (lid, net.recvtype[lid]))
 
 
-def s_ciprecvtype(at, a):
-    net = at.net
-    lid, i = _lid_arg(at, a, True)
+def s_ciprecvtype(eng, a):
+    net = eng.net
+    lid, i = _lid_arg(eng, a, True)
     parse.count(a, i + 1, i + 2)
     mode = parse.num(a, i, 0, 1)
     lenmode = parse.num(a, i + 1, 0, 1, 0)
@@ -355,34 +355,34 @@ def s_ciprecvtype(at, a):
 
 # AT+CIPRECVMODE: ESP-AT's name up to v3.x for one receive mode on every link
 # (host drivers send it: lwESP, WiFiEspAT, Zephyr's esp_at). 0 active, 1 passive.
-def q_ciprecvmode(at):
-    at.reply("+CIPRECVMODE:%d" % at.net.recvtype[0])
+def q_ciprecvmode(eng):
+    eng.reply("+CIPRECVMODE:%d" % eng.net.recvtype[0])
 
 
-def s_ciprecvmode(at, a):
+def s_ciprecvmode(eng, a):
     parse.count(a, 1, 1)
     mode = parse.num(a, 0, 0, 1)
-    if at.net.mode:
+    if eng.net.mode:
         raise fail(EXEC_FAIL)  # not in passthrough mode
     for k in range(MAX_LINKS):
-        at.net.set_passive(k, mode, 0)
+        eng.net.set_passive(k, mode, 0)
 
 
-def s_ciprecvdata(at, a):
-    net = at.net
-    lid, i = _lid_arg(at, a)
+def s_ciprecvdata(eng, a):
+    net = eng.net
+    lid, i = _lid_arg(eng, a)
     parse.count(a, i + 1, i + 2)
     n = parse.num(a, i, 1, 0x7FFFFFFF)
     whole = parse.num(a, i + 1, 0, 1, 0)
     link = net.link(lid)
     if link.rxb is None or not net.recvdata(link, n, whole):
         raise fail(EXEC_FAIL)
-    at.then(lambda: net.after_read(link))
+    eng.then(lambda: net.after_read(link))
     return b"\r\n\r\nOK\r\n"  # the data's CR LF and OK in one write
 
 
-def q_ciprecvlen(at):
-    net = at.net
+def q_ciprecvlen(eng):
+    net = eng.net
     out = []
     for link in net.links:
         if link is None:
@@ -395,19 +395,19 @@ def q_ciprecvlen(at):
             out.append(str(link.rxb.dgrams[0][0]))
         else:
             out.append(str(link.rxb.used()))
-    at.reply("+CIPRECVLEN:" + ",".join(out))
+    eng.reply("+CIPRECVLEN:" + ",".join(out))
 
 
 # -- socket options ---------------------------------------------------------------------------------------
-def q_ciptcpopt(at):
-    net = at.net
+def q_ciptcpopt(eng):
+    net = eng.net
     for lid in (range(MAX_LINKS) if net.mux else (0,)):
-        at.reply("+CIPTCPOPT:%d,%d,%d,%d,%d" % ((lid,) + tuple(net.tcpopt[lid])))
+        eng.reply("+CIPTCPOPT:%d,%d,%d,%d,%d" % ((lid,) + tuple(net.tcpopt[lid])))
 
 
-def s_ciptcpopt(at, a):
-    net = at.net
-    lid, i = _lid_arg(at, a, True)
+def s_ciptcpopt(eng, a):
+    net = eng.net
+    lid, i = _lid_arg(eng, a, True)
     parse.count(a, i + 1, i + 4)
     ids = range(MAX_LINKS) if lid == MAX_LINKS else (lid,)
     cur = net.tcpopt[ids[0]]
@@ -422,7 +422,7 @@ def s_ciptcpopt(at, a):
         if link is not None and not link.udp:
             applied = net.apply_tcpopt(link) and applied
     net.keepalive = opt[3]
-    at.cfg.set("tcpopt", net.tcpopt)
+    eng.cfg.set("tcpopt", net.tcpopt)
     if not applied:
         # The port cannot apply an option (a stock ESP32 image has no SO_LINGER or
         # keep-alive): say so instead of pretending.
@@ -433,16 +433,16 @@ def s_ciptcpopt(at, a):
 # it before AT+CIPCLOSE and goes on whatever it answers): 1 makes the next close
 # of this connection an abort (RST, through SO_LINGER 0), 0 a normal close. A
 # runtime without SO_LINGER (a stock ESP32 image) answers ERROR, as AT+CIPTCPOPT.
-def s_cipclosemode(at, a):
-    net = at.net
-    lid, i = _lid_arg(at, a)
+def s_cipclosemode(eng, a):
+    net = eng.net
+    lid, i = _lid_arg(eng, a)
     parse.count(a, i + 1, i + 1)
     abort = parse.num(a, i, 0, 1)
     link = net.links[lid]
     if link is None or link.udp:
         raise fail(EXEC_FAIL)  # for an established TCP connection only
     o = net.tcpopt[lid]
-    if not at.board.tcpopt(link.sock, 0 if abort else o[0], o[1], o[3]):
+    if not eng.board.tcpopt(link.sock, 0 if abort else o[0], o[1], o[3]):
         raise fail(EXEC_FAIL, 0x20)
 
 

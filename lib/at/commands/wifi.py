@@ -6,7 +6,8 @@
 # AP list on the virtual board).
 import time
 from at import parse
-from at.wifi import (Wifi, saved_opts, target, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED,
+from at.wifi import (Wifi, Target, saved_ap, saved_opts, target, OPT_RECONN, OPT_LISTEN, OPT_SCAN, OPT_PMF,
+                     AP_SSID, AP_PWD, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED,
                      POLL_MS, JAP_TIMEOUT, HOSTNAME, COUNTRY, LAPOPT)
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_LENGTH
 from at.commands import row
@@ -14,40 +15,40 @@ from at.commands import row
 SCAN_POLL_MS = 20  # how often a background scan is looked at
 
 
-def _sap(at):
+def _sap(eng):
     """The soft-AP configuration: saved by AT+CWSAP, or the chip's default (SSID
     ESP_ and the soft-AP MAC's last three bytes, open, channel 1, 4 stations)."""
-    c = at.cfg.get("cwsap")
+    c = eng.cfg.get("cwsap")
     if isinstance(c, list) and len(c) == 6 and isinstance(c[0], str) and isinstance(c[1], str) \
             and all(isinstance(x, int) for x in c[2:]):
         return c
-    mac = at.wifi.radio.mac(1)
+    mac = eng.wifi.radio.mac(1)
     return ["ESP_" + mac[9:].replace(":", "").upper(), "", 1, 0, 4, 0]
 
 
-def _apply_mode(at, mode, old=0):
-    at.wifi.radio.set_mode(mode)
+def _apply_mode(eng, mode, old=0):
+    eng.wifi.radio.set_mode(mode)
     if mode & 2 and not old & 2:  # the soft-AP comes up with its configuration
-        at.wifi.radio.softap(*_sap(at))
+        eng.wifi.radio.softap(*_sap(eng))
 
 
-def init(at):
-    at.wifi = w = Wifi(at)
+def init(eng):
+    eng.wifi = w = Wifi(eng)
     r = w.radio
-    cfg = at.cfg
+    cfg = eng.cfg
     mode = cfg.get("cwmode")
-    _apply_mode(at, mode)
+    _apply_mode(eng, mode)
     mac = cfg.get("cipstamac")
     if isinstance(mac, str) and _is_mac(mac):
         try:
             r.set_mac(0, mac)
         except (OSError, ValueError):
-            at.log.write("at: saved station MAC %s refused\n" % mac)
+            eng.log.write("at: saved station MAC %s refused\n" % mac)
     r.hostname(HOSTNAME)  # not saved (AT+CWHOSTNAME): ESP-AT's default at every boot
     r.set_country(*COUNTRY)
     dhcp = cfg.get("cwdhcp")
     if dhcp != 3 and not r.set_dhcp(dhcp):
-        at.log.write("at: saved AT+CWDHCP=%d cannot be applied\n" % dhcp)
+        eng.log.write("at: saved AT+CWDHCP=%d cannot be applied\n" % dhcp)
     r.set_pm(0)  # AT+SLEEP is not saved: awake at power-on, as ESP-AT
     ap = cfg.get("ap")
     if ap:
@@ -57,39 +58,39 @@ def init(at):
 
 
 # -- AT+CWMODE ----------------------------------------------------------------------------------
-def q_cwmode(at):
-    at.reply("+CWMODE:%d" % at.cfg.get("cwmode"))
+def q_cwmode(eng):
+    eng.reply("+CWMODE:%d" % eng.cfg.get("cwmode"))
 
 
-def s_cwmode(at, a):
+def s_cwmode(eng, a):
     parse.count(a, 1, 2)
     mode = parse.num(a, 0, 0, 3)
     auto = parse.num(a, 1, 0, 1, 1)
-    old = at.cfg.get("cwmode")
-    at.cfg.set("cwmode", mode)
+    old = eng.cfg.get("cwmode")
+    eng.cfg.set("cwmode", mode)
     if mode in (0, 2):
-        if at.wifi.stop():
+        if eng.wifi.stop():
             # The station goes down with the mode: ESP-AT reports it after OK.
-            at.then(lambda: at.reply("WIFI DISCONNECT"))
-    _apply_mode(at, mode, old)
+            eng.then(lambda: eng.reply("WIFI DISCONNECT"))
+    _apply_mode(eng, mode, old)
     if mode in (1, 3) and old in (0, 2) and auto:
         # <auto_connect> alone decides here (Wi-Fi_AT_Commands.rst); AT+CWAUTOCONN
         # is about power-on.
-        ap = at.cfg.get("ap")
+        ap = eng.cfg.get("ap")
         if ap:
-            at.wifi.start(target(ap), background=True)
+            eng.wifi.start(target(ap), background=True)
 
 
 # -- AT+CWJAP -------------------------------------------------------------------------------------
-def q_cwjap(at):
-    if not at.wifi.has_ip() and at.wifi.radio.status() != ASSOCIATED:
-        at.reply("No AP")
+def q_cwjap(eng):
+    if not eng.wifi.has_ip() and eng.wifi.radio.status() != ASSOCIATED:
+        eng.reply("No AP")
         return
-    ssid, bssid, ch, rssi = at.wifi.radio.ap_info()
-    o = at.wifi.opts
+    ssid, bssid, ch, rssi = eng.wifi.radio.ap_info()
+    o = eng.wifi.opts
     # <pci_en> is 0: this firmware has no WPA2-Enterprise.
-    at.reply('+CWJAP:"%s","%s",%d,%d,0,%d,%d,%d,%d' % (
-        ssid, bssid, ch, rssi, at.cfg.get("cwreconncfg")[0], o[1], o[2], o[3]))
+    eng.reply('+CWJAP:"%s","%s",%d,%d,0,%d,%d,%d,%d' % (
+        ssid, bssid, ch, rssi, eng.cfg.get("cwreconncfg")[0], o[OPT_LISTEN], o[OPT_SCAN], o[OPT_PMF]))
 
 
 def _is_mac(s):
@@ -106,7 +107,7 @@ def _is_mac(s):
     return True
 
 
-def s_cwjap(at, a):
+def s_cwjap(eng, a):
     parse.count(a, 1, 9)
     ssid = parse.text(a, 0, 32, None)
     pwd = parse.text(a, 1, 64, None)
@@ -119,38 +120,37 @@ def s_cwjap(at, a):
             parse.num(a, 6, 0, 1, 0),  # scan_mode
             0]
     timeout = parse.num(a, 7, 3, 600, JAP_TIMEOUT)
-    opts[3] = parse.num(a, 8, 0, 3, 1)  # pmf
+    opts[OPT_PMF] = parse.num(a, 8, 0, 3, 1)
     if ssid is None:
-        ap = at.cfg.get("ap")
+        ap = eng.cfg.get("ap")
         if not ap:
             raise ATError(code(PARA_INVALID, 0))
-        ssid, pwd = ap[0], ap[1] if pwd is None else pwd
-    return _join(at, ssid, pwd or "", bssid, timeout, opts, threshold, True)
+        ssid, pwd = ap[AP_SSID], ap[AP_PWD] if pwd is None else pwd
+    return _join(eng, Target(ssid, pwd or "", bssid, threshold, opts[OPT_SCAN], timeout), opts, True)
 
 
-def exe_cwjap(at):
-    ap = at.cfg.get("ap")
+def exe_cwjap(eng):
+    ap = eng.cfg.get("ap")
     if not ap:
         raise fail(EXEC_FAIL)
-    t = target(ap)
     # The last configuration, its <jap_timeout> too; the reconnect interval is
     # AT+CWRECONNCFG's as it is now.
-    return _join(at, t[0], t[1], t[2], t[5], saved_opts(ap), t[3], False)
+    return _join(eng, target(ap), saved_opts(ap), False)
 
 
-def _join(at, ssid, pwd, bssid, timeout_s, opts, threshold, set_interval):
-    if at.cfg.get("cwmode") not in (1, 3):
+def _join(eng, t, opts, set_interval):
+    if eng.cfg.get("cwmode") not in (1, 3):
         raise fail(EXEC_FAIL)
-    w = at.wifi
+    w = eng.wifi
     if set_interval:
         # <reconn_interval> is AT+CWRECONNCFG's <interval_second> (default 1 here).
-        at.cfg.set("cwreconncfg", [opts[0], at.cfg.get("cwreconncfg")[1]])
+        eng.cfg.set("cwreconncfg", [opts[OPT_RECONN], eng.cfg.get("cwreconncfg")[1]])
     opts = list(opts)
-    opts[0] = at.cfg.get("cwreconncfg")[0]
+    opts[OPT_RECONN] = eng.cfg.get("cwreconncfg")[0]
     w.opts = opts
     w.joining = True
-    w.start([ssid, pwd, bssid, threshold, opts[2], timeout_s])
-    deadline = time.ticks_add(time.ticks_ms(), timeout_s * 1000)
+    w.start(t)
+    deadline = time.ticks_add(time.ticks_ms(), t.timeout * 1000)
     while True:
         st = w.tick()
         if st == GOT_IP:
@@ -159,76 +159,76 @@ def _join(at, ssid, pwd, bssid, timeout_s, opts, threshold, set_interval):
             if w.join_failed():
                 # Associated but no IP before the timeout: the station is taken
                 # down, and the host, told WIFI CONNECTED, is told so after ERROR.
-                at.then(lambda: at.reply("WIFI DISCONNECT"))
+                eng.then(lambda: eng.reply("WIFI DISCONNECT"))
             reason = {WRONG_PASSWORD: 2, NO_AP: 3, FAILED: 4}.get(st, 1)
             raise fail(EXEC_FAIL, reason, lines=["+CWJAP:%d" % reason])
-        yield at.sleep(POLL_MS)
+        yield eng.sleep(POLL_MS)
     w.joining = False
-    at.cfg.set("ap", [ssid, pwd, bssid] + list(opts) + [timeout_s, threshold])
+    eng.cfg.set("ap", saved_ap(t, opts))
 
 
 # -- AT+CWRECONNCFG -------------------------------------------------------------------------------
-def q_cwreconncfg(at):
-    at.reply("+CWRECONNCFG:%d,%d" % tuple(at.cfg.get("cwreconncfg")))
+def q_cwreconncfg(eng):
+    eng.reply("+CWRECONNCFG:%d,%d" % tuple(eng.cfg.get("cwreconncfg")))
 
 
-def s_cwreconncfg(at, a):
+def s_cwreconncfg(eng, a):
     parse.count(a, 2, 3)
     interval = parse.num(a, 0, 0, 7200)
     repeat = parse.num(a, 1, 0, 1000)
     now = parse.num(a, 2, 0, 1, 0)
-    at.cfg.set("cwreconncfg", [interval, repeat])
+    eng.cfg.set("cwreconncfg", [interval, repeat])
     if now:
-        at.then(at.wifi.reconnect_now)
+        eng.then(eng.wifi.reconnect_now)
 
 
 # -- AT+CWQAP, AT+CWSTATE, AT+CIPSTA? ------------------------------------------------------------
-def exe_cwqap(at):
-    was = at.wifi.stop()
+def exe_cwqap(eng):
+    was = eng.wifi.stop()
     if was:
-        at.then(lambda: at.reply("WIFI DISCONNECT"))
+        eng.then(lambda: eng.reply("WIFI DISCONNECT"))
 
 
-def q_cwstate(at):
-    at.wifi.tick()
-    at.reply('+CWSTATE:%d,"%s"' % (at.wifi.state, at.wifi.ssid))
+def q_cwstate(eng):
+    eng.wifi.tick()
+    eng.reply('+CWSTATE:%d,"%s"' % (eng.wifi.state, eng.wifi.ssid))
 
 
-def q_cipsta(at):
-    ip, mask, gw = at.wifi.radio.ifconfig()[:3] if at.wifi.has_ip() else ("0.0.0.0",) * 3
-    at.reply('+CIPSTA:ip:"%s"' % ip, '+CIPSTA:gateway:"%s"' % gw, '+CIPSTA:netmask:"%s"' % mask)
-    v6 = at.wifi.ip6()
+def q_cipsta(eng):
+    ip, mask, gw = eng.wifi.radio.ifconfig()[:3] if eng.wifi.has_ip() else ("0.0.0.0",) * 3
+    eng.reply('+CIPSTA:ip:"%s"' % ip, '+CIPSTA:gateway:"%s"' % gw, '+CIPSTA:netmask:"%s"' % mask)
+    v6 = eng.wifi.ip6()
     if v6:
-        at.reply('+CIPSTA:ip6ll:"%s"' % v6[0])
+        eng.reply('+CIPSTA:ip6ll:"%s"' % v6[0])
         if v6[1]:
-            at.reply('+CIPSTA:ip6gl:"%s"' % v6[1])
+            eng.reply('+CIPSTA:ip6gl:"%s"' % v6[1])
 
 
 # -- AT+CWLAP, AT+CWLAPOPT -----------------------------------------------------------------------
-def _station(at):
-    if at.cfg.get("cwmode") not in (1, 3):
+def _station(eng):
+    if eng.cfg.get("cwmode") not in (1, 3):
         raise fail(EXEC_FAIL)
 
 
-def _lap(at, ssid=None, mac=None, channel=0, passive=False, bitmap=0):
+def _lap(eng, ssid=None, mac=None, channel=0, passive=False, bitmap=0):
     """Generator: a radio that scans in the background (the ESP32's, in a
     thread) is polled, so the host's lines meanwhile get "busy p..."."""
-    _station(at)
-    radio = at.wifi.radio
+    _station(eng)
+    radio = eng.wifi.radio
     try:
         if hasattr(radio, "scan_job"):
             job = radio.scan_job(ssid, passive)
             while not job.done:
-                yield at.sleep(SCAN_POLL_MS)
+                yield eng.sleep(SCAN_POLL_MS)
             if job.error is not None:
                 raise job.error
             found = job.result
         else:
             found = radio.scan(ssid, passive)
     except OSError as e:
-        at.log.write("at: scan failed: %r\n" % (e,))
+        eng.log.write("at: scan failed: %r\n" % (e,))
         raise fail(EXEC_FAIL)
-    mask, rssi_min, auth = at.wifi.lapopt
+    mask, rssi_min, auth = eng.wifi.lapopt
     out = []
     for r in found:  # (ecn, ssid, rssi, mac, channel, pairwise, group, protocol, wps)
         if (ssid and r[1] != ssid) or (mac and r[3] != mac) or r[2] < rssi_min \
@@ -247,14 +247,14 @@ def _lap(at, ssid=None, mac=None, channel=0, passive=False, bitmap=0):
         vals = (r[0], '"%s"' % r[1], r[2], '"%s"' % r[3], r[4], -1, -1, r[5], r[6], r[7], r[8])
         lines.append("+CWLAP:(" + ",".join(str(v) for i, v in enumerate(vals) if mask >> i & 1) + ")")
     if lines:
-        at.reply(*lines)
+        eng.reply(*lines)
 
 
-def exe_cwlap(at):
-    return _lap(at)
+def exe_cwlap(eng):
+    return _lap(eng)
 
 
-def s_cwlap(at, a):
+def s_cwlap(eng, a):
     parse.count(a, 1, 7)
     ssid = parse.text(a, 0, 32, None) or None
     mac = parse.text(a, 1, 17, None) or None
@@ -267,35 +267,35 @@ def s_cwlap(at, a):
     parse.num(a, 4, 0, 1500, 0)  # scan_time_min
     parse.num(a, 5, 0, 1500, 0)  # scan_time_max
     bitmap = parse.num(a, 6, 0, 0x7FFF, 0)  # bit n: channel n
-    return _lap(at, ssid, mac, channel, scan_type == 1, bitmap)
+    return _lap(eng, ssid, mac, channel, scan_type == 1, bitmap)
 
 
-def s_cwlapopt(at, a):
+def s_cwlapopt(eng, a):
     parse.count(a, 2, 4)
     parse.num(a, 0, 0, 1, 0)  # <reserved> (once <sort_enable>): the list is always sorted
-    at.wifi.lapopt = [parse.num(a, 1, 0, 0x7FF), parse.num(a, 2, -100, 40, LAPOPT[1]),
+    eng.wifi.lapopt = [parse.num(a, 1, 0, 0x7FF), parse.num(a, 2, -100, 40, LAPOPT[1]),
                       parse.num(a, 3, 0, 0xFFFF, LAPOPT[2])]
 
 
 # -- the soft-AP: AT+CWSAP, AT+CWLIF, AT+CWDHCP ---------------------------------------------------------
-def _softap_mode(at):
-    if at.cfg.get("cwmode") not in (2, 3):
+def _softap_mode(eng):
+    if eng.cfg.get("cwmode") not in (2, 3):
         raise fail(EXEC_FAIL)
 
 
-def q_cwsap(at):
-    _softap_mode(at)
-    at.reply('+CWSAP:"%s","%s",%d,%d,%d,%d' % tuple(_sap(at)))
+def q_cwsap(eng):
+    _softap_mode(eng)
+    eng.reply('+CWSAP:"%s","%s",%d,%d,%d,%d' % tuple(_sap(eng)))
 
 
-def s_cwsap(at, a):
-    _softap_mode(at)
+def s_cwsap(eng, a):
+    _softap_mode(eng)
     parse.count(a, 4, 6)
-    cur = _sap(at)
+    cur = _sap(eng)
     ssid = parse.text(a, 0, 32, minlen=1)
     pwd = parse.text(a, 1, 64)
     ch = parse.num(a, 2, 1, 14)
-    c = at.wifi.country
+    c = eng.wifi.country
     if not c[2] <= ch < c[2] + c[3]:
         raise ATError(code(PARA_INVALID, 2))  # not a channel of AT+CWCOUNTRY's
     ecn = parse.num(a, 3, 0, 4)
@@ -308,69 +308,69 @@ def s_cwsap(at, a):
     elif len(pwd.encode()) < 8:
         raise ATError(code(PARA_LENGTH, 1))  # WPA needs 8 to 64 bytes
     conf = [ssid, pwd, ch, ecn, max_conn, hidden]
-    if not at.wifi.radio.softap(*conf):
+    if not eng.wifi.radio.softap(*conf):
         raise fail(EXEC_FAIL)
-    at.cfg.set("cwsap", conf)
+    eng.cfg.set("cwsap", conf)
 
 
-def exe_cwlif(at):
-    _softap_mode(at)
-    lines = ["+CWLIF:%s,%s" % s for s in at.wifi.radio.stations()]
+def exe_cwlif(eng):
+    _softap_mode(eng)
+    lines = ["+CWLIF:%s,%s" % s for s in eng.wifi.radio.stations()]
     if lines:
-        at.reply(*lines)
+        eng.reply(*lines)
 
 
-def q_cwdhcp(at):
+def q_cwdhcp(eng):
     # <state> bit 2, Ethernet DHCP, is 0: there is no Ethernet.
-    at.reply("+CWDHCP:%d" % at.cfg.get("cwdhcp"))
+    eng.reply("+CWDHCP:%d" % eng.cfg.get("cwdhcp"))
 
 
-def s_cwdhcp(at, a):
+def s_cwdhcp(eng, a):
     parse.count(a, 2, 2)
     on = parse.num(a, 0, 0, 1)
     mode = parse.num(a, 1, 0, 3)
-    old = at.cfg.get("cwdhcp")
+    old = eng.cfg.get("cwdhcp")
     new = old | mode if on else old & ~mode
-    if not at.wifi.radio.set_dhcp(new):
+    if not eng.wifi.radio.set_dhcp(new):
         raise fail(EXEC_FAIL)
-    at.cfg.set("cwdhcp", new)
+    eng.cfg.set("cwdhcp", new)
 
 
 # -- AT+CWAUTOCONN ------------------------------------------------------------------------------------
-def q_cwautoconn(at):
-    at.reply("+CWAUTOCONN:%d" % at.cfg.get("cwautoconn"))
+def q_cwautoconn(eng):
+    eng.reply("+CWAUTOCONN:%d" % eng.cfg.get("cwautoconn"))
 
 
-def s_cwautoconn(at, a):
+def s_cwautoconn(eng, a):
     parse.count(a, 1, 1)
-    at.cfg.set("cwautoconn", parse.num(a, 0, 0, 1), True)
+    eng.cfg.set("cwautoconn", parse.num(a, 0, 0, 1), True)
 
 
 # -- AT+CIPSTAMAC, AT+CWHOSTNAME, AT+CWCOUNTRY ------------------------------------------------------------
 # -- the soft-AP's address (AT+CIPAP?, AT+CIPAPMAC): lwESP's reset chain and
 # WiFiEspAT ask for them; in a mode without the soft-AP, ERROR, as AT+CWSAP
-def q_cipap(at):
-    _softap_mode(at)
-    ip, mask, gw = at.wifi.radio.ap_ifconfig()[:3]
-    at.reply('+CIPAP:ip:"%s"' % ip, '+CIPAP:gateway:"%s"' % gw, '+CIPAP:netmask:"%s"' % mask)
+def q_cipap(eng):
+    _softap_mode(eng)
+    ip, mask, gw = eng.wifi.radio.ap_ifconfig()[:3]
+    eng.reply('+CIPAP:ip:"%s"' % ip, '+CIPAP:gateway:"%s"' % gw, '+CIPAP:netmask:"%s"' % mask)
 
 
-def q_cipapmac(at):
-    _softap_mode(at)
-    at.reply('+CIPAPMAC:"%s"' % at.wifi.radio.mac(1))
+def q_cipapmac(eng):
+    _softap_mode(eng)
+    eng.reply('+CIPAPMAC:"%s"' % eng.wifi.radio.mac(1))
 
 
-def q_cipstamac(at):
-    at.reply('+CIPSTAMAC:"%s"' % at.wifi.radio.mac(0))
+def q_cipstamac(eng):
+    eng.reply('+CIPSTAMAC:"%s"' % eng.wifi.radio.mac(0))
 
 
-def s_cipstamac(at, a):
+def s_cipstamac(eng, a):
     parse.count(a, 1, 1)
     mac = parse.text(a, 0, 17)
     if not _is_mac(mac):
         raise ATError(code(PARA_INVALID, 0))
     mac = mac.lower()
-    r = at.wifi.radio
+    r = eng.wifi.radio
     # Bit 0 (multicast) of the first byte must be 0; all zeros, all ones and the
     # soft-AP's address are refused, as ESP-IDF refuses them.
     if int(mac[:2], 16) & 1 or mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff") or mac == r.mac(1):
@@ -378,27 +378,27 @@ def s_cipstamac(at, a):
     try:
         r.set_mac(0, mac)
     except (OSError, ValueError) as e:
-        at.log.write("at: station MAC refused: %r\n" % (e,))
+        eng.log.write("at: station MAC refused: %r\n" % (e,))
         raise fail(EXEC_FAIL)
-    at.cfg.set("cipstamac", mac)
+    eng.cfg.set("cipstamac", mac)
 
 
-def q_cwhostname(at):
-    at.reply("+CWHOSTNAME:%s" % at.wifi.radio.hostname())
+def q_cwhostname(eng):
+    eng.reply("+CWHOSTNAME:%s" % eng.wifi.radio.hostname())
 
 
-def s_cwhostname(at, a):
+def s_cwhostname(eng, a):
     parse.count(a, 1, 1)
     name = parse.text(a, 0, 32, minlen=1)
-    _station(at)
-    at.wifi.radio.hostname(name)
+    _station(eng)
+    eng.wifi.radio.hostname(name)
 
 
-def q_cwcountry(at):
-    at.reply('+CWCOUNTRY:%d,"%s",%d,%d' % tuple(at.wifi.country))
+def q_cwcountry(eng):
+    eng.reply('+CWCOUNTRY:%d,"%s",%d,%d' % tuple(eng.wifi.country))
 
 
-def s_cwcountry(at, a):
+def s_cwcountry(eng, a):
     parse.count(a, 4, 4)
     policy = parse.num(a, 0, 0, 1)
     cc = parse.text(a, 1, 3, minlen=2)
@@ -406,40 +406,40 @@ def s_cwcountry(at, a):
     n = parse.num(a, 3, 1, 14)
     if start + n - 1 > 14:
         raise ATError(code(PARA_INVALID, 3))
-    if not at.wifi.radio.set_country(policy, cc, start, n):
+    if not eng.wifi.radio.set_country(policy, cc, start, n):
         raise fail(EXEC_FAIL)
-    at.wifi.country = (policy, cc, start, n)
+    eng.wifi.country = (policy, cc, start, n)
 
 
 # -- AT+SLEEP, AT+GSLP (Basic_AT_Commands.rst) --------------------------------------------------------
-def q_sleep(at):
-    at.reply("+SLEEP:%d" % at.wifi.sleep)
+def q_sleep(eng):
+    eng.reply("+SLEEP:%d" % eng.wifi.sleep)
 
 
-def s_sleep(at, a):
+def s_sleep(eng, a):
     parse.count(a, 1, 1)
     m = parse.num(a, 0, 0, 3)
-    mode = at.cfg.get("cwmode")
+    mode = eng.cfg.get("cwmode")
     # Modem sleep (1, 3): station mode only, allowed (without effect) with Wi-Fi
     # off; light sleep (2): not with the soft-AP up. What the radio cannot do
     # (light sleep on a stock MicroPython image) answers ERROR.
     if m and mode in (2, 3):
         raise fail(EXEC_FAIL)
-    if (mode == 1 or m == 2) and not at.wifi.radio.set_pm(m):
+    if (mode == 1 or m == 2) and not eng.wifi.radio.set_pm(m):
         raise fail(EXEC_FAIL)
-    at.wifi.sleep = m
+    eng.wifi.sleep = m
 
 
-def s_gslp(at, a):
+def s_gslp(eng, a):
     parse.count(a, 1, 1)
     ms = parse.num(a, 0, 0, 0x7FFFFFFF)
-    at.reply("%d" % ms)
+    eng.reply("%d" % ms)
 
     def sleep():
-        at.out.flush()  # <time> and OK must leave the UART first
-        at.board.deepsleep(ms)
+        eng.out.flush()  # <time> and OK must leave the UART first
+        eng.board.deepsleep(ms)
 
-    at.then(sleep)
+    eng.then(sleep)
 
 
 COMMANDS = [

@@ -278,7 +278,7 @@ class Board:
         return True
 
     def rtc_set(self, secs):
-        pass  # the clock offset lives in at.clock; the host's clock is never touched
+        pass  # the clock offset lives in eng.clock; the host's clock is never touched
 
     def dns_servers(self):
         """With AT+CIPDNS=0 the virtual board asks the host's resolvers
