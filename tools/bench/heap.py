@@ -1,6 +1,8 @@
 """Sections heap (free heap after boot and with 5 links open) and heap32 (the GC heap in the
 chip's units), and the heap figures the other sections use."""
 import json
+import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -88,8 +90,60 @@ def bench_heap32(ctx):
         ctx.row("heap32", "32-bit heap measurement FAILED", r.stderr.strip()[-200:])
         return
     steps = json.loads(r.stdout)["steps"]
-    for key, label in (("boot", "GC heap at ready, .mpy (32-bit)"),
-                       ("firmware", "GC heap, every group loaded (32-bit)")):
+    for key, label in (("boot", "WROVER, .mpy: GC heap at ready (32-bit)"),
+                       ("firmware", "WROVER, .mpy: every group loaded (32-bit)")):
         st = steps[key]
         ctx.row("heap32", label, "%d B" % st["bytes32"], "64-bit unix port %d B" % st["bytes64"],
                 "x%.2f on 64-bit" % st["factor"])
+    frozen_targets(ctx)
+
+
+WORKSET_STEP = 1024  # -X heapsize steps of the working-set search
+FIRST_AREA = 57344  # a WROOM's first GC heap area (MICROPY_GC_INITIAL_HEAP_SIZE, 56 KB)
+
+
+def frozen_targets(ctx):
+    """A WROOM's figures, frozen into a 32-bit MicroPython (HEAP32_FROZEN=<it>, built as
+    BENCHMARKS.md "Heap" says): at ready, every group, and the working set: the
+    smallest heap in which tests/test_workset.py passes on it, as bytes free at ready."""
+    exe = os.getenv("HEAP32_FROZEN")
+    if not exe:
+        ctx.row("heap32", "WROOM, frozen: not measured", "-", note="needs HEAP32_FROZEN=<32-bit build>")
+        return
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "heap32" / "run.py"), "--json", "--frozen", exe],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        ctx.row("heap32", "WROOM, frozen: measurement FAILED", r.stderr.strip()[-200:])
+        return
+    steps = json.loads(r.stdout)["steps"]
+    ready = steps["boot"]["bytes32"]
+    ctx.row("heap32", "WROOM, frozen: GC heap at ready (32-bit)", "%d B" % ready)
+    ctx.row("heap32", "WROOM, frozen: every group loaded (32-bit)", "%d B" % steps["firmware"]["bytes32"])
+    need = workset_free(exe)
+    if need is None:
+        ctx.row("heap32", "WROOM, frozen: working set FAILED", "no heap up to 96 KB served it")
+        return
+    ctx.row("heap32", "WROOM, frozen: working set beyond ready", "%d B" % need,
+            "first heap area %d B" % FIRST_AREA,
+            "peak %d B = ready + working set (5 passive links, server, CIPSENDL, passthrough)" % (ready + need))
+
+
+def workset_free(exe, lo=56 * 1024, hi=96 * 1024):
+    """Bytes free at ready with the smallest -X heapsize (from lo, WORKSET_STEP at a time)
+    in which tests/test_workset.py passes on `exe` (the unix personality with a WROOM's
+    sizes); None if none up to hi does."""
+    import tempfile
+    env = dict(os.environ, VBOARD_MICROPYTHON=exe, VBOARD_TARGET="wroom")
+    for heap in range(lo, hi + 1, WORKSET_STEP):
+        env["VBOARD_HEAP"] = str(heap)
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--board", "unix",
+                                "--timeout", "120", "--basetemp", tmp, "tests/test_workset.py"],
+                               cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+            if r.returncode:
+                continue
+            for log in pathlib.Path(tmp).glob("*/log.txt"):
+                m = re.search(r"at: ready; GC heap \d+ bytes used, (\d+) free", log.read_text())
+                if m:
+                    return int(m.group(1))
+    return None
