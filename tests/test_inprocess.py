@@ -1,6 +1,6 @@
 """In-process tests, under CPython, with an injected clock and loop: the "+++"
 guard's timing (lib/at/guard.py) and the passive receive windows
-(lib/at/links.py Windows/RxBuf). No board, no sleeps: time moves when the test
+(lib/at/net.py Windows/RxBuf). No board, no sleeps: time moves when the test
 says. The firmware's modules import here over three stand-ins for what CPython
 lacks (time.ticks_*, micropython.schedule): the board tests cover the rest."""
 import sys
@@ -71,7 +71,7 @@ def fw(monkeypatch):
     for m in [m for m in sys.modules if m == "at" or m.startswith("at.")]:
         monkeypatch.delitem(sys.modules, m)
     import at.guard
-    import at.links
+    import at.net
     yield clock, Loop(clock), at
 
 
@@ -162,9 +162,9 @@ class FakeLink:
 def test_windows_lent_while_data_waits_and_one_kept(fw):
     clock, loop, at = fw
     woken = []
-    w = at.links.Windows(100, 2, woken.append, loop.later)
+    w = at.net.Windows(100, 2, woken.append, loop.later)
     a, b, c = FakeLink(0), FakeLink(1), FakeLink(2)
-    ra, rb, rc = (at.links.RxBuf(w, False) for _ in range(3))
+    ra, rb, rc = (at.net.RxBuf(w, False) for _ in range(3))
     assert ra.buf is None and w.lent == 0  # idle: nothing held
     assert ra.free(a) == 100 and rb.free(b) == 100 and w.lent == 2
     assert rc.free(c) == 0 and w.waiting == [c]  # at most two at once
@@ -179,12 +179,12 @@ def test_windows_lent_while_data_waits_and_one_kept(fw):
 
 def test_window_reserved_when_passive_mode_starts_and_compaction(fw):
     clock, loop, at = fw
-    w = at.links.Windows(8, 1, lambda link: None, loop.later)
+    w = at.net.Windows(8, 1, lambda link: None, loop.later)
     assert w.spares == []  # nothing at boot
     w.reserve()  # AT+CIPRECVMODE=1 / AT+CIPRECVTYPE=<id>,1
     w.reserve()
     assert len(w.spares) == 1  # once
-    r, link = at.links.RxBuf(w, False), FakeLink(0)
+    r, link = at.net.RxBuf(w, False), FakeLink(0)
     assert r.free(link) == 8
     r.tail()[:8] = b"abcdefgh"
     r.e = 8
@@ -197,7 +197,7 @@ def test_window_reserved_when_passive_mode_starts_and_compaction(fw):
 def test_window_the_heap_cannot_give_is_asked_for_again(fw, monkeypatch):
     clock, loop, at = fw
     woken = []
-    w = at.links.Windows(64, 5, woken.append, loop.later)
+    w = at.net.Windows(64, 5, woken.append, loop.later)
     calls = []
 
     def short(n):
@@ -206,11 +206,11 @@ def test_window_the_heap_cannot_give_is_asked_for_again(fw, monkeypatch):
             raise MemoryError
         return bytearray(n)
 
-    monkeypatch.setattr(at.links, "bytearray", short, raising=False)
+    monkeypatch.setattr(at.net, "bytearray", short, raising=False)
     link = FakeLink(3)
-    r = at.links.RxBuf(w, False)
+    r = at.net.RxBuf(w, False)
     assert r.free(link) == 0 and w.waiting == [link]
-    loop.advance(at.links.RETRY_MS - 1)
+    loop.advance(at.net.RETRY_MS - 1)
     assert woken == []
     loop.advance(1)  # asked for again after RETRY_MS
     assert woken == [link]

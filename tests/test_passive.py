@@ -302,7 +302,7 @@ def test_ciprecvmode_the_v2_name_for_every_link(held, host_ip):
 def test_windows_lent_only_while_data_waits(held, twin, host_ip):
     """Five passive links whose peers each send 20,000 bytes at once: a link holds
     a receive window only while unread data waits in it, and a board without
-    PSRAM (the ESP32 twin: a WROOM) lends one at a time (links.Windows), so the
+    PSRAM (the ESP32 twin: a WROOM) lends one at a time (net.Windows), so the
     other links' data waits in their sockets (as it does when the heap has no
     block for another window). Every byte of every link arrives,
     in order, as the host reads round the links."""

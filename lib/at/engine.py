@@ -64,7 +64,7 @@ class Engine(Waits):
         self.board: "Any" = None  # app: the port's Board (uart, radio, log, reset, heap ...)
         self.cfg: "Any" = None  # app: at.store.Store, the settings
         self.wifi: "Any" = None  # Wi-Fi group: at/wifi.py's Wifi, the station (links, mDNS, passthrough)
-        self.net: "Any" = None  # TCP/IP group: at.links.Net, the link table (sends, passthrough, DNS ...)
+        self.net: "Any" = None  # TCP/IP group: at.net.Net, the link table (sends, passthrough, DNS ...)
         self.rfpower: "Any" = None  # basic group: AT+RFPOWER's levels, once set
         self.clock: "Any" = None  # at.sntp.clock(): the board's clock (SNTP, AT+SYSTIMESTAMP, TLS dates)
         self.sntp: "Any" = None  # SNTP group: at.sntp.Sntp

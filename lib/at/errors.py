@@ -17,7 +17,7 @@ OP_ERROR = 0x0C
 
 # Our extensions of EXEC_FAIL (ERR CODE:0x010a00xx), every one of them here, so a
 # value means one thing (README, "Compatibility", lists them).
-# SSL links (at/sslconf.py, at/links.py)
+# SSL links (at/sslconf.py, at/net.py)
 E_SSL_HANDSHAKE = 0x50  # the peer or the protocol failed the handshake
 E_SSL_UNTRUSTED = 0x51  # the server's chain does not lead to the loaded CA
 E_SSL_NAME = 0x52  # the certificate is not for this name

@@ -1,6 +1,6 @@
 # The Wi-Fi station as a service: watches the board's radio, prints WIFI
 # CONNECTED / GOT IP / DISCONNECT, reconnects as AT+CWRECONNCFG says. The
-# commands (at/commands/wifi.py) drive it; the links (at/links.py), passthrough
+# commands (at/commands/wifi.py) drive it; the links (at/net.py), passthrough
 # and mDNS ask it whether there is an address. The radio states are named here
 # once; every port's radio.status() reports them.
 import time

@@ -3,7 +3,7 @@
 # and the deprecated AT+CIPSSLSIZE. The TLS contexts are built in at/sslconf.py.
 from at import parse, sslconf, caps
 from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM, E_NOT_HERE
-from at.links import MAX_LINKS
+from at.net import MAX_LINKS
 from at.commands import row
 
 _DEFAULT = [0, 0, 0]  # auth_mode, pki_number, ca_number
