@@ -43,6 +43,17 @@ def stop_process(proc, timeout=5):
         proc.wait(timeout)
 
 
+GUARD = 0.05  # comfortably more than the firmware's 20 ms "+++" guard time
+
+
+def plus(d):
+    """A lone "+++" that ends a data phase: the guard is silence on the line
+    before and after it, which only real time makes."""
+    time.sleep(GUARD)
+    d.write(b"+++")
+    time.sleep(GUARD)
+
+
 class Dut:
     """A board under test: write bytes, read until a pattern, keep what was read."""
 

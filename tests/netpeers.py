@@ -119,7 +119,7 @@ class DnsServer(_UdpService):
         if self.mode == "drop":
             return
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay)  # a slow server: the test's delay before the answer
         if self.mode == "garbage":
             self.send(b"\x13\x37 this is not DNS", addr)
             r = req.reply()

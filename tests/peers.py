@@ -1,6 +1,8 @@
 """Real network peers for the tests: TCP echo/sink/source and UDP echo servers
 on a host address, each in its own thread, stopped by the test."""
+import contextlib
 import hashlib
+import select
 import socket
 import threading
 import time
@@ -81,7 +83,7 @@ def sink(c, srv):
 def hold(c, srv):
     """Accept and read nothing: lets a test control the connection itself."""
     while not srv._stop:
-        time.sleep(0.05)
+        time.sleep(0.05)  # a poll step: the connection stays open until the server closes
 
 
 class UdpEcho:
@@ -112,12 +114,38 @@ def sha(b):
 
 
 def wait_for(pred, timeout=5.0, step=0.02):
+    """pred() true within timeout seconds (polled every `step`): its last value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return True
-        time.sleep(step)
+        time.sleep(step)  # a poll step of a wait with a deadline
     return pred()
+
+
+@contextlib.contextmanager
+def full_backlog(host="127.0.0.1"):
+    """A listening address whose accept queue is full (listen(0) and a connection
+    nobody accepts): Linux drops further SYNs, so a connect to it neither
+    succeeds nor is refused. Yields (host, port)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    ls = socket.socket(fam)
+    ls.bind((host, 0))
+    ls.listen(0)
+    fill = []
+    try:
+        for _ in range(4):
+            c = socket.socket(fam)
+            c.setblocking(False)
+            c.connect_ex(ls.getsockname())
+            fill.append(c)
+        # The queue is full once a filler's handshake has completed (it turns writable).
+        assert wait_for(lambda: select.select([], fill, [], 0)[1]), "the accept queue never filled"
+        yield ls.getsockname()[:2]
+    finally:
+        for c in fill:
+            c.close()
+        ls.close()
 
 
 def free_port(host="127.0.0.1"):

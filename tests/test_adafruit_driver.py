@@ -14,7 +14,7 @@ def slow_echo(c, srv):
         d = c.recv(65536)
         if not d:
             return
-        time.sleep(0.3)
+        time.sleep(0.3)  # a server's think time (see above)
         c.sendall(d)
 
 esp_mod = pytest.importorskip("adafruit_espatcontrol.adafruit_espatcontrol")

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from board import FINAL
+from peers import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -489,15 +490,16 @@ def _log_size(vboard):
         return 0
 
 
-def _boot_with(d, vboard, content):
-    """Put content in the settings file, AT+RST; return what the log said meanwhile."""
+def _boot_with(d, vboard, content, *words):
+    """Put content in the settings file, AT+RST; return what the log said
+    meanwhile, once it says all of `words` (or after 5 s: the caller checks)."""
     cfg = _config(vboard)
     pos = _log_size(vboard)
     cfg.write_bytes(content)
     d.write(b"AT+RST\r\n")
     assert d.read_until(FINAL, timeout=10) == OK
     assert d.read_until(READY, timeout=10) == READY
-    time.sleep(0.2)
+    wait_for(lambda: all(w in _log_since(vboard, pos) for w in words))
     return _log_since(vboard, pos)
 
 
@@ -513,7 +515,7 @@ def _boot_with(d, vboard, content):
 def test_corrupt_settings_file_means_defaults(dut, vboard, content):
     assert dut.cmd("AT+CWMODE=2") == OK
     assert dut.cmd("AT+SYSMSG=3") == OK
-    log = _boot_with(dut, vboard, content)
+    log = _boot_with(dut, vboard, content, "corrupt", "at_config.json")
     assert "corrupt" in log and "at_config.json" in log, log
     assert dut.cmd("AT") == b"AT\r\n" + OK  # it answers, with echo on as after any boot
     dut.ok("ATE0")
@@ -530,7 +532,7 @@ def test_corrupt_settings_file_means_defaults(dut, vboard, content):
 def test_settings_of_the_wrong_shape_are_dropped(dut, vboard):
     content = json.dumps({"cwmode": "two", "sysmsg": 3, "uart_def": [9600], "cwautoconn": True,
                           "ap": [1, 2, 3], "sysstore": 1}).encode()
-    log = _boot_with(dut, vboard, content)
+    log = _boot_with(dut, vboard, content, "cwmode", "uart_def", "ap")
     assert "cwmode" in log and "uart_def" in log and "ap" in log, log
     dut.ok("ATE0")
     assert dut.cmd("AT+CWMODE?") == b"+CWMODE:1\r\n" + OK
@@ -541,7 +543,7 @@ def test_settings_of_the_wrong_shape_are_dropped(dut, vboard):
 
 
 def test_saved_uart_def_out_of_range_means_default(dut, vboard):
-    log = _boot_with(dut, vboard, b'{"uart_def": [0, 8, 1, 0, 0]}')
+    log = _boot_with(dut, vboard, b'{"uart_def": [0, 8, 1, 0, 0]}', "UART")
     assert "UART" in log, log
     dut.ok("ATE0")
     assert dut.cmd("AT+UART_CUR?") == b"+UART_CUR:115200,8,1,0,0\r\n" + OK

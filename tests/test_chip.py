@@ -20,7 +20,7 @@ import time
 import pytest
 
 from board import Dut, VirtualBoard, chip_errno
-from peers import TcpServer, sink, echo, wait_for
+from peers import TcpServer, sink, echo, full_backlog, wait_for
 from tlspeers import Pki, TlsServer, tls_echo, provision, free_port
 from netpeers import SntpServer, NoSpareAddress
 
@@ -30,7 +30,7 @@ def source(data, go=None):
         if go is not None:
             go.wait(30)
         c.sendall(data)
-        time.sleep(0.2)
+        time.sleep(0.2)  # the FIN a moment after the data, not in its last segment
         c.close()
     return handler
 
@@ -48,28 +48,13 @@ def test_1_tcp_connect_in_progress_is_the_runtimes_einprogress(joined, echo_srv,
 
 @pytest.mark.timeout(60)
 def test_1_connect_timeout_reports_the_runtimes_etimedout(joined, host_ip, twin):
-    # A listener whose accept queue is full: Linux drops further SYNs, so a
-    # connect neither succeeds nor is refused.
-    ls = socket.socket()
-    ls.bind((host_ip, 0))
-    ls.listen(0)
-    fillers = []
-    try:
-        for _ in range(3):
-            c = socket.socket()
-            c.setblocking(False)
-            c.connect_ex(ls.getsockname())
-            fillers.append(c)
-        time.sleep(0.2)
+    # A listener whose accept queue is full: a connect neither succeeds nor is refused.
+    with full_backlog(host_ip) as addr:
         d = joined
         d.ok("AT+SYSLOG=1")
-        r = d.cmd('AT+CIPSTART="TCP","%s",%d,0,"",1500' % ls.getsockname(), timeout=15)
+        r = d.cmd('AT+CIPSTART="TCP","%s",%d,0,"",1500' % addr, timeout=15)
         assert r == b"+ERRNO:%d\r\nERR CODE:0x010a0003\r\n\r\nERROR\r\n" % chip_errno("ETIMEDOUT", twin), r
         assert d.cmd("AT+CIPSTATUS").startswith(b"STATUS:2\r\n")  # no link left behind
-    finally:
-        for c in fillers:
-            c.close()
-        ls.close()
 
 
 # -- 2. a refused connect is an ERROR, never CONNECT then CLOSED ------------------------------------------------
@@ -152,7 +137,7 @@ def test_3_board_keeps_serving_while_the_host_holds_it(joined, host_ip):
         d.write(b'AT+CIPSTART=0,"TCP","%s",%d\r\n' % (host_ip.encode(), src.port))
         time.sleep(4)  # not reading: the board's TX fills the host's buffer and stalls
         d.write(b"AT+CIPSEND=1,5\r\n")
-        time.sleep(0.5)
+        time.sleep(0.5)  # the ">" is behind the held stream, unread: time for the board to reach its data phase
         d.write(b"hello")
         assert wait_for(lambda: bytes(snk.received) == b"hello", timeout=10), bytes(snk.received)
         # Now read: the whole stream, in order, the command's answers between frames.
@@ -187,7 +172,7 @@ def test_3_uart_input_wakes_the_loop(joined, vboard, twin):
     assert times[len(times) * 3 // 4] < 0.006, times
     d.write(b"AT\r\n" * 500)
     d.read_until(b"OK\r\n" * 1, timeout=10)
-    time.sleep(1.0)
+    time.sleep(1.0)  # the figures reach their file up to half a second late
     d.quiet(0.5)
     events = vboard.stats().get("irq_events", 0) - before
     assert 0 < events < 30 + 2000 // 20, events  # ~1 per command above, then ~1 per 120 bytes
@@ -320,12 +305,12 @@ def test_8_silent_tls_clients_time_out_one_after_the_other(joined, host_ip):
         for _ in range(2):
             c = socket.create_connection((host_ip, port))
             silent.append(c)
-            time.sleep(0.5)
+            time.sleep(0.5)  # one after the other: the board takes each (silently) before the next
         t0 = time.monotonic()
         # The board keeps answering while the handshakes wait (15 s each, in turn).
         while time.monotonic() - t0 < 33:
             assert d.cmd("AT", timeout=3) == b"\r\nOK\r\n"
-            time.sleep(1)
+            time.sleep(1)  # pacing: an AT a second through the 33 s
         for c in silent:
             c.settimeout(10)
             assert c.recv(100) == b""  # the board gave up and closed
@@ -425,7 +410,7 @@ def test_10_failed_receive_closes_its_link_only(raw_dut, vboard, host_ip):
         d.write(b"abc")
         assert d.read_until(b"+IPD,1,3:abc", timeout=5).endswith(b"SEND OK\r\n\r\n+IPD,1,3:abc")
         assert d.cmd("AT+CIPSTATE?").count(b"+CIPSTATE:") == 1
-        time.sleep(0.5)
+        wait_for(lambda: "link 0 closed: its receive failed" in vboard.log_text()[mark:])
         log = vboard.log_text()[mark:]
         assert log.count("link 0 closed: its receive failed: MemoryError") == 1, log
         assert "loop error" not in log, log

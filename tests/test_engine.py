@@ -242,7 +242,7 @@ def test_overlong_line_in_small_pieces(dut):
     assert dut.cmd("AT+SYSLOG=1") == OK
     for _ in range(40):
         dut.write(b"AT+" + b"B" * 20)
-        time.sleep(0.005)
+        time.sleep(0.005)  # pacing: the line comes in many reads of the UART
     dut.write(b"\r\n")
     assert dut.read_until(FINAL) == err(0x01010000)
     assert dut.quiet(0.3) == b""
@@ -284,7 +284,7 @@ def test_crlf_in_separate_writes(raw_dut):
     d = raw_dut
     for b in b"AT+CWMODE?\r\n":
         d.write(bytes([b]))
-        time.sleep(0.01)
+        time.sleep(0.01)  # pacing: a byte per read of the UART
     assert d.read_until(FINAL) == b"AT+CWMODE?\r\n+CWMODE:1\r\n" + OK
 
 

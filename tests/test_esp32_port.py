@@ -384,7 +384,7 @@ def test_radio_failure_reported_after_hold(tmp_path):
         r.hold = 50
         r.connect("lab", "wrong")
         assert watch() == [1]
-        time.sleep_ms(60)
+        time.sleep_ms(60)  # past the 50 ms hold: the failure is reported only then
         assert r.status() == -2
     """, head=RADIO)
 
@@ -578,7 +578,7 @@ def settle(ms):  # the port's status() for ms, polled as the firmware does (the 
     t = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), t) < ms:
         st = r.status()
-        time.sleep_ms(20)
+        time.sleep_ms(20)  # the poll period (real time: the driver's steps are timed)
     return r.status()
 """
 
@@ -649,7 +649,7 @@ def test_live_connect_while_connecting_is_refused(tmp_path):
     # ESP-IDF: "sta is connecting, return error" (ESP_ERR_WIFI_CONN), micropython#17661.
     run_mp(tmp_path, """
         r.connect("nothere", "x")
-        time.sleep_ms(400)
+        time.sleep_ms(400)  # the driver is mid-retry (it says so to no one)
         try:
             sta.connect("vboard", "vboardpass")  # the driver is still retrying
         except OSError as e:

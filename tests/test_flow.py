@@ -24,7 +24,7 @@ def test_host_stops_reading_nothing_lost(joined, bulk, host_ip):
     def source(c, srv):
         c.sendall(data)
         done.set()
-        time.sleep(30)
+        hold(c, srv)  # open until the test ends
 
     srv = TcpServer(host_ip, source)
     try:
@@ -46,12 +46,12 @@ def test_commands_wait_while_host_not_reading(joined, bulk, host_ip):
 
     def source(c, srv):
         c.sendall(data)
-        time.sleep(30)
+        hold(c, srv)  # open until the test ends
 
     srv = TcpServer(host_ip, source)
     try:
         d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, srv.port))
-        time.sleep(1.0)
+        time.sleep(1.0)  # not reading: the output blocks (nothing to read that says so)
         d.write(b"AT+CIPSTATE?\r\nAT\r\n")
         other = bytearray()
         got = d.read_ipd(len(data), between=other)

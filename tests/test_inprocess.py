@@ -1,8 +1,10 @@
 """In-process tests, under CPython, with an injected clock and loop: the "+++"
-guard's timing (lib/at/guard.py) and the passive receive windows
-(lib/at/net.py Windows/RxBuf). No board, no sleeps: time moves when the test
-says. The firmware's modules import here over three stand-ins for what CPython
-lacks (time.ticks_*, micropython.schedule): the board tests cover the rest."""
+guard's timing (lib/at/guard.py), the pump that packs UART data into sends
+(lib/at/pump.py) and the passive receive windows (lib/at/net.py
+Windows/RxBuf). No board, no sleeps: time moves when the test says. The
+firmware's modules import here over three stand-ins for what CPython lacks
+(time.ticks_*, micropython.schedule): the board tests cover the rest."""
+import errno
 import sys
 import time
 import types
@@ -32,11 +34,27 @@ class Clock:
 
 
 class Loop:
-    """loop.later()/cancel() with timers that run when the clock passes them."""
+    """loop.later()/cancel() with timers that run when the clock passes them;
+    on_read()/on_write() keep the callback per object, for the test to call."""
 
     def __init__(self, clock):
         self.clock = clock
         self.timers = []
+        self.readers = {}
+        self.writers = {}
+
+    def on_read(self, obj, cb):
+        self._set(self.readers, obj, cb)
+
+    def on_write(self, obj, cb):
+        self._set(self.writers, obj, cb)
+
+    @staticmethod
+    def _set(table, obj, cb):
+        if cb is None:
+            table.pop(obj, None)
+        else:
+            table[obj] = cb
 
     def later(self, ms, cb):
         t = [self.clock.now + ms, cb]
@@ -72,6 +90,7 @@ def fw(monkeypatch):
         monkeypatch.delitem(sys.modules, m)
     import at.guard
     import at.net
+    import at.pump
     yield clock, Loop(clock), at
 
 
@@ -152,6 +171,168 @@ def test_plus_inside_a_packet_is_data(fw):
     assert plus == [] and got == b"ab+++cd"
 
 
+# -- the pump: UART data into sends ---------------------------------------------------------------
+
+class Peer:
+    """A link's socket: write() takes at most `room` bytes more (None: all),
+    as a non-blocking send does; sendto() is one datagram."""
+
+    def __init__(self):
+        self.room = None
+        self.writes = []
+
+    def write(self, mv):
+        k = len(mv) if self.room is None else min(len(mv), self.room)
+        if self.room is not None:
+            self.room -= k
+        if k:
+            self.writes.append(bytes(mv[:k]))
+        return k
+
+    def sendto(self, mv, dest):
+        self.writes.append((bytes(mv), dest))
+
+    def got(self):
+        return b"".join(self.writes)
+
+
+def pump(fw, tsize=8, udp=False, cls=None):
+    """A Pump on a link to a Peer, with the engine's part faked: the sink the
+    UART feeds (through the "+++" guard, as at.stream() does), its flow control
+    (unhold) and AT+TRANSINTVL (20 ms)."""
+    clock, loop, at = fw
+    peer = Peer()
+    link = types.SimpleNamespace(id=0, udp=udp, ss=peer, sock=peer, dest=("10.0.0.2", 7), last=0)
+    eng = types.SimpleNamespace(net=types.SimpleNamespace(links=[link]), dbuf=bytearray(tsize + 3), loop=loop,
+                                cfg={"transintvl": 20}, log=types.SimpleNamespace(write=lambda s: None))
+    eng.unheld = 0
+
+    def unhold():
+        eng.unheld += 1
+    eng.unhold = unhold
+    p = (cls or at.pump.Pump)(eng, link, tsize)
+    p.plus = []
+    p.on_plus = lambda: p.plus.append(clock.now)
+    p.guard.on_plus = p.on_plus
+    return p, peer, clock, loop
+
+
+def uart(p, b):
+    """The engine feeding UART bytes: how many the sink took before it said "full"."""
+    pos = 0
+    while pos < len(b):
+        k = p.guard.sink(b, pos, len(b))
+        if k < 0:
+            break
+        pos = k
+    return pos
+
+
+def test_pump_packs_small_writes_until_the_interval(fw):
+    p, peer, clock, loop = pump(fw)
+    uart(p, b"ab")
+    loop.advance(10)
+    uart(p, b"cd")
+    loop.advance(9)
+    assert peer.writes == []  # 19 ms after the first byte: still packing
+    loop.advance(1)
+    assert peer.writes == [b"abcd"]  # one send, AT+TRANSINTVL after the first byte
+
+
+def test_pump_sends_a_full_packet_at_once(fw):
+    p, peer, clock, loop = pump(fw)
+    uart(p, b"12345")
+    assert peer.writes == []
+    uart(p, b"678")  # the packet size (8) is reached: no wait for the interval
+    assert peer.writes == [b"12345678"]
+    uart(p, b"x" * 20)  # a block or more with nothing waiting: straight to the socket, all of it
+    assert peer.writes[1:] == [b"x" * 20]
+    loop.advance(50)
+    assert len(peer.writes) == 2  # nothing left over for the timer
+
+
+def test_pump_udp_sends_packet_sized_datagrams(fw):
+    p, peer, clock, loop = pump(fw, udp=True)
+    uart(p, b"y" * 20)
+    assert peer.writes == [(b"y" * 8, ("10.0.0.2", 7))] * 2
+    loop.advance(20)
+    assert peer.writes[2:] == [(b"y" * 4, ("10.0.0.2", 7))]
+
+
+def test_pump_holds_the_uart_back_while_the_link_is_slow(fw):
+    p, peer, clock, loop = pump(fw)
+    peer.room = 3
+    assert uart(p, b"A" * 8) == 8  # 3 sent, 5 kept for later
+    assert peer.got() == b"AAA" and p.n == 5 and peer in loop.writers
+    assert uart(p, b"B" * 8) == 3  # room for 3 more, then "full": the rest stays in the UART
+    loop.advance(100)
+    assert peer.got() == b"AAA" and p.eng.unheld == 0  # no timer sends what waits for the socket
+    peer.room = None
+    loop.writers[peer](peer, 4)  # the socket can take more
+    assert peer.got() == b"AAA" + b"A" * 5 + b"BBB" and p.n == 0
+    assert p.eng.unheld == 1 and peer not in loop.writers  # the UART is read again
+
+
+def test_pump_lone_plus_ends_the_data_phase(fw):
+    p, peer, clock, loop = pump(fw)
+    uart(p, b"data")
+    loop.advance(25)  # the data went after the interval, then silence
+    uart(p, b"+++")
+    loop.advance(20)  # and silence after
+    assert p.plus == [clock.now] and peer.writes == [b"data"]
+    p.stop()
+    assert loop.timers == [] and loop.writers == {}
+
+
+def test_pump_plus_with_data_around_it_is_data(fw):
+    p, peer, clock, loop = pump(fw)
+    uart(p, b"x")
+    uart(p, b"+++")  # no silence before: data
+    loop.advance(30)
+    uart(p, b"+++")  # silence before ...
+    loop.advance(5)
+    uart(p, b"y")  # ... but data after
+    loop.advance(30)
+    assert p.plus == [] and peer.got() == b"x++++++y"
+
+
+def test_pump_keeps_plus_released_into_a_full_buffer(fw):
+    """A "+++" held by the guard and then found to be data goes into the buffer
+    even when it is full (the 3 bytes of room it keeps for them): none is lost."""
+    p, peer, clock, loop = pump(fw)
+    peer.room = 0  # the link takes nothing for now
+    assert uart(p, b"abcdefgh") == 8  # a full packet waits
+    loop.advance(25)
+    assert uart(p, b"+++") == 3  # held by the guard
+    loop.advance(5)
+    assert uart(p, b"yz") == 0  # releases the "+++" into the buffer; "yz" waits in the UART
+    peer.room = None
+    loop.writers[peer](peer, 4)
+    assert p.eng.unheld == 1
+    assert uart(p, b"yz") == 2  # what the engine feeds again after unhold()
+    loop.advance(20)
+    assert peer.got() == b"abcdefgh+++yz" and p.plus == []
+
+
+def test_pump_room_limits_the_data_and_sends_the_last_bytes_at_once(fw):
+    """AT+CIPSENDL's pump takes <length> bytes and no more, and sends the last
+    ones without waiting for the interval."""
+    class Long(fw[2].pump.Pump):
+        got = 0
+
+        def room(self):
+            return 5 - self.got
+
+        def on_data(self, n):
+            self.got += n
+
+    p, peer, clock, loop = pump(fw, cls=Long)
+    assert uart(p, b"abc") == 3
+    assert peer.writes == []
+    assert uart(p, b"defgh") == 2  # <length> reached: the rest is not taken
+    assert peer.writes == [b"abcde"]  # at once, no interval
+
+
 # -- passive windows ---------------------------------------------------------------------------
 
 class FakeLink:
@@ -159,12 +340,17 @@ class FakeLink:
         self.id = n
 
 
-def test_windows_lent_while_data_waits_and_one_kept(fw):
+def two_at_once(fw, size):
+    """Windows of `size` bytes, at most two lent, none at boot; three links and
+    their RxBufs. Returns (windows, woken links, links, rxbufs)."""
     clock, loop, at = fw
     woken = []
-    w = at.net.Windows(100, 2, woken.append, loop.later)
-    a, b, c = FakeLink(0), FakeLink(1), FakeLink(2)
-    ra, rb, rc = (at.net.RxBuf(w, False) for _ in range(3))
+    w = at.net.Windows(size, 2, woken.append, loop.later)
+    return w, woken, [FakeLink(i) for i in range(3)], [at.net.RxBuf(w, False) for _ in range(3)]
+
+
+def test_windows_lent_while_data_waits_and_one_kept(fw):
+    w, woken, (a, b, c), (ra, rb, rc) = two_at_once(fw, 100)
     assert ra.buf is None and w.lent == 0  # idle: nothing held
     assert ra.free(a) == 100 and rb.free(b) == 100 and w.lent == 2
     assert rc.free(c) == 0 and w.waiting == [c]  # at most two at once
@@ -192,6 +378,17 @@ def test_window_reserved_when_passive_mode_starts_and_compaction(fw):
     assert r.free(link) == 5  # the read head counts once it can be compacted
     t = r.tail()  # compacts: "fgh" to the front
     assert len(t) == 5 and bytes(r.buf[:3]) == b"fgh" and (r.s, r.e) == (0, 3)
+
+
+def test_windows_keep_one_spare_and_forget_a_link_that_ends(fw):
+    w, woken, (a, b, c), (ra, rb, rc) = two_at_once(fw, 8)
+    assert ra.free(a) == 8 and rb.free(b) == 8
+    assert rc.free(c) == 0 and w.waiting == [c]
+    rc.end(c)  # link 2 leaves passive mode (or closes) while it waits
+    ra.release()
+    rb.release()
+    assert woken == [] and w.lent == 0  # no one to wake
+    assert len(w.spares) == 1  # one is kept for the next link; the other goes back to the heap
 
 
 def test_window_the_heap_cannot_give_is_asked_for_again(fw, monkeypatch):
@@ -267,3 +464,139 @@ def test_no_heap_for_a_large_send_is_error_before_the_prompt(fw, monkeypatch):
     eng.feed(b"AT+TAKE=2\r\n", 11)  # the board goes on
     eng.feed(b"ok", 2)
     assert got == [b"ok"]
+
+
+# -- passive receive on a link: lib/at/net.py Net with its sockets faked --------------------------------
+
+class Sock:
+    """A non-blocking socket with bytes (TCP) or datagrams (UDP) waiting in it."""
+
+    def __init__(self, data=b"", dgrams=()):
+        self.data = bytearray(data)
+        self.dgrams = list(dgrams)
+        self.eof = False  # the peer has closed: readinto() says 0 once the data is read
+
+    def readinto(self, mv):
+        if not self.data:
+            if self.eof:
+                return 0
+            raise OSError(errno.EAGAIN)
+        n = min(len(mv), len(self.data))
+        mv[:n] = self.data[:n]
+        del self.data[:n]
+        return n
+
+    def recvfrom(self, n):
+        if not self.dgrams:
+            raise OSError(errno.EAGAIN)
+        return self.dgrams.pop(0), ("10.0.0.2", 7)
+
+
+class Out:
+    """The UART output: what was written, never blocked."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.blocked = False
+
+    def write(self, b, droppable=False):
+        self.data += b
+
+    def take(self):
+        b = bytes(self.data)
+        self.data.clear()
+        return b
+
+
+def passive(fw, monkeypatch, typ, sock, lenmode=0, window=16):
+    """Net with a passive link 0 (AT+CIPMUX=1, AT+CIPRECVTYPE=0,1) on sock; windows
+    of `window` bytes. Returns (net, link, out, loop); net.closed lists the links closed."""
+    clock, loop, at = fw
+    monkeypatch.setattr(at.net, "WINDOW", window)
+    out = Out()
+    eng = types.SimpleNamespace(loop=loop, out=out, cfg={}, log=types.SimpleNamespace(write=lambda s: None),
+                                board=types.SimpleNamespace(small_heap=False, tcpopt=lambda *a: True))
+    eng.write = lambda s: out.write(s.encode())
+    eng.reply = lambda *lines: eng.write("".join(x + "\r\n" for x in lines))
+    net = at.net.Net(eng)
+    net.mux = 1
+    net.closed = []
+    net.close = net.closed.append
+    net.set_passive(0, 1, lenmode)
+    link = at.net.Link(0, typ, sock, "10.0.0.2", 7, 0)
+    net.attach(link)
+    return net, link, out, loop
+
+
+def poll(loop, s):
+    """A loop turn that finds s readable: its read callback runs if one is set."""
+    cb = loop.readers.get(s)
+    if cb is not None:
+        cb(s, 1)
+
+
+def read(net, link, out, n, whole=False):
+    """AT+CIPRECVDATA=0,n: the bytes written, or None (ERROR); then what follows its OK."""
+    ok = net.recvdata(link, n, whole)
+    got = out.take() if ok else None
+    net.after_read(link)
+    return got
+
+
+def test_passive_tcp_full_window_leaves_the_rest_in_the_socket(fw, monkeypatch):
+    s = Sock(b"0123456789abcdefghijklmnopqrstuvwxyz")
+    net, link, out, loop = passive(fw, monkeypatch, "TCP", s)
+    poll(loop, s)
+    assert out.take() == b"\r\n+IPD,0,16\r\n" and link.rxb.used() == 16
+    poll(loop, s)  # the window is full: no read, the socket is dropped from the poll
+    assert link.stalled and s not in loop.readers and len(s.data) == 20 and out.take() == b""
+    assert read(net, link, out, 10) == b"+CIPRECVDATA:10,0123456789"
+    assert out.take() == b"\r\n+IPD,0,6\r\n"  # after the OK: what is left
+    assert not link.stalled and s in loop.readers  # room again: the socket is read again
+    poll(loop, s)
+    assert link.rxb.used() == 16 and out.take() == b""  # one notice until the host reads
+    assert read(net, link, out, 100) == b"+CIPRECVDATA:16,abcdefghijklmnop"
+    assert out.take() == b""  # nothing left: no notice, and the window went back
+    assert link.rxb.buf is None and net.windows.lent == 0
+
+
+def test_passive_udp_datagrams_whole_and_split(fw, monkeypatch):
+    s = Sock(dgrams=[b"one", b"three", b"eleven byte", b"xy"])
+    net, link, out, loop = passive(fw, monkeypatch, "UDP", s, lenmode=1)
+    for _ in range(4):
+        poll(loop, s)
+    assert out.take() == b"\r\n+IPD,0,3\r\n"  # the first datagram's length (AT+CIPRECVTYPE <len mode> 1)
+    assert link.rxb.used() == 10  # the 11-byte one did not fit in what was left: dropped
+    assert read(net, link, out, 3, whole=True) == b"+CIPRECVDATA:3,one"  # exactly one datagram fits
+    assert out.take() == b"\r\n+IPD,0,5\r\n"
+    assert read(net, link, out, 4, whole=True) is None  # "three" does not fit in 4
+    assert read(net, link, out, 2) == b"+CIPRECVDATA:2,th"  # without integrity: part of one
+    assert out.take() == b"\r\n+IPD,0,3\r\n"  # what is left of it
+    assert read(net, link, out, 100, whole=True) == b"+CIPRECVDATA:5,reexy"
+    assert link.rxb.dgrams == [] and link.rxb.buf is None
+
+
+def test_passive_closed_only_after_the_data_is_read(fw, monkeypatch):
+    s = Sock(b"bye")
+    s.eof = True
+    net, link, out, loop = passive(fw, monkeypatch, "TCP", s)
+    poll(loop, s)
+    poll(loop, s)  # the end of the stream
+    assert link.eof and net.closed == [] and out.take() == b"\r\n+IPD,0,3\r\n"
+    assert read(net, link, out, 2) == b"+CIPRECVDATA:2,by"
+    assert net.closed == [] and out.take() == b"\r\n+IPD,0,1\r\n"
+    assert read(net, link, out, 2) == b"+CIPRECVDATA:1,e"
+    assert net.closed == [link]  # CLOSED once all is read
+
+
+def test_passive_off_hands_the_buffer_over_as_ipd(fw, monkeypatch):
+    s = Sock(b"0123456789abcdefXYZ")
+    net, link, out, loop = passive(fw, monkeypatch, "TCP", s)
+    poll(loop, s)
+    poll(loop, s)
+    assert link.stalled and out.take() == b"\r\n+IPD,0,16\r\n"
+    net.set_passive(0, 0, 0)  # AT+CIPRECVTYPE=0,0
+    assert out.take() == b"\r\n+IPD,0,16:0123456789abcdef"
+    assert link.rxb is None and net.windows.lent == 0 and not link.stalled
+    poll(loop, s)  # read again, actively
+    assert out.take() == b"\r\n+IPD,0,3:XYZ"

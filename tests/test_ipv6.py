@@ -10,16 +10,15 @@ ESP32 they check that AT+CIPV6=1 answers ERROR and changes nothing (its ERR CODE
 0x010a0057, is checked by tests/test_chip.py test_6)."""
 import re
 import socket
-import time
 
 import pytest
 
+from board import plus
 from peers import TcpServer, UdpEcho, echo, hold, wait_for
 from tlspeers import Pki, TlsServer, tls_echo, free_port
 
 LL = b"fe80::ff:fe00:1"  # the virtual board's link-local address (EUI-64 of 02:00:00:00:00:01)
 GL = b"::1"  # and its global one
-GUARD = 0.05
 ERROR = b"\r\nERROR\r\n"
 STAMAC = {False: b"02:00:00:00:00:01", True: b"24:0a:c4:00:00:01"}  # tools/twin/network.py MACS
 JOINED_V4 = b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n"
@@ -297,9 +296,7 @@ def test_v6_passthrough(v6, udp6, echo6, typ):
     assert d.read_until(b">") == b"\r\nOK\r\n\r\n>"
     d.write(b"raw datagram")
     assert d.read_exactly(12) == b"raw datagram"  # no +IPD framing
-    time.sleep(GUARD)
-    d.write(b"+++")
-    time.sleep(GUARD)
+    plus(d)
     assert d.quiet(0.3) == b""
     assert d.cmd("AT") == b"\r\nOK\r\n"
     assert d.cmd("AT+CIPSTATUS").startswith(b'STATUS:3\r\n+CIPSTATUS:0,"%s","::1",%d,' % (typ.encode(), port))

@@ -21,6 +21,7 @@ import serial
 
 import netns
 from board import ROOT, Dut, VirtualBoard
+from peers import wait_for
 
 zeroconf = pytest.importorskip("zeroconf")
 from zeroconf import (  # noqa: E402
@@ -204,7 +205,7 @@ def test_udp_proto_and_fresh_query(joined, zc):
 @pytest.mark.timeout(60)
 def test_hostname_resolves(joined, zc):
     joined.ok('AT+MDNS=1,"espressif","_iot",8080')
-    time.sleep(3.5)
+    time.sleep(3.5)  # the announcements are over: what follows is answered to a query
     r = AddressResolver("espressif.local.")
     assert r.request(zc, 5000)
     assert r.parsed_addresses() == [BOARD_IP]
@@ -262,7 +263,7 @@ def test_started_before_wifi_announces_on_got_ip(board, zc, opts):
     seen = Seen()
     browser = ServiceBrowser(zc, "_iot._tcp.local.", handlers=[seen.handler])
     try:
-        time.sleep(1)
+        time.sleep(1)  # the window in which nothing may be announced (the browser records what comes)
         assert not seen.events
         board.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
         seen.wait("late._iot._tcp.local.", ServiceStateChange.Added)
@@ -515,7 +516,7 @@ def test_board_stays_responsive_during_query(joined, zc):
     """A query waits inside the loop: other lines get busy p..., as ESP-AT answers them."""
     t = time.monotonic()
     joined.write(b'AT+MDNS=2,0,"_none","_tcp",1500\r\n')
-    time.sleep(0.3)
+    time.sleep(0.3)  # the query is under way (it prints nothing) when the AT comes
     joined.write(b"AT\r\n")
     assert joined.read_until(b"\r\nbusy p...\r\n", timeout=1) == b"\r\nbusy p...\r\n"
     assert joined.read_until(b"\r\nERROR\r\n", timeout=5) == b"\r\nERROR\r\n"
@@ -540,12 +541,8 @@ def veth(ns_board):
         for dev in ("mv0", "mv1"):
             sh(ns, "ip", "link", "set", dev, "up")
         idx = in_ns(ns, lambda: [socket.if_nametoindex(d) for d in ("mv0", "mv1")])
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # the link-local addresses come with the carrier
-            out = in_ns(ns, lambda: open("/proc/net/if_inet6").read())
-            if out.count("fe80") >= 2:
-                break
-            time.sleep(0.1)
+        # the link-local addresses come with the carrier
+        wait_for(lambda: in_ns(ns, lambda: open("/proc/net/if_inet6").read()).count("fe80") >= 2, 5, 0.1)
         yield ns, idx
     finally:
         sh(ns, "ip", "link", "del", "mv0")

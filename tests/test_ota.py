@@ -130,7 +130,7 @@ class Log:
             if m:
                 return m
             assert time.monotonic() < deadline, "log never said %r; it has:\n%s" % (pattern, self.text())
-            time.sleep(0.05)
+            time.sleep(0.05)  # a poll step of a wait with a deadline
 
 
 def gmr_version(d):
@@ -192,7 +192,7 @@ def factory(d, flash):
             d.read_until(READY, timeout=15)
             break
         except AssertionError:
-            time.sleep(1)
+            time.sleep(1)  # a pause before the next try
     shutil.rmtree(flash / "fw", ignore_errors=True)
     d.drain()
 
@@ -630,7 +630,7 @@ class PrivateBoard:
             if len(pids) == 1:
                 return pids[0]
             assert time.monotonic() < deadline, "no firmware process under the launcher: %r" % r
-            time.sleep(0.01)
+            time.sleep(0.01)  # a poll step of a wait with a deadline
 
     def power_cut(self):
         """SIGKILL the firmware, then power it up again on the same flash."""
@@ -718,7 +718,7 @@ def test_power_cut_at_any_point_of_an_install(vboard, built, tmp_path):
 
             def wait(srv):
                 assert srv.reached.wait(30)
-                time.sleep(0.05)
+                time.sleep(0.05)  # the cut comes while the board waits on the held file
             assert attempt(gate, wait) == FACTORY
             assert (pb.flash / "fw" / ".staging").exists()  # it left its download behind ...
             restore()
@@ -727,7 +727,7 @@ def test_power_cut_at_any_point_of_an_install(vboard, built, tmp_path):
         for delay in [0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12] + [rnd.uniform(0, 0.15) for _ in range(3)]:
             def sent(srv, delay=delay):
                 assert srv.all_sent.wait(30)
-                time.sleep(delay)
+                time.sleep(delay)  # the instant of the cut is what varies
             attempt(lambda srv: None, sent)
             restore()
         # 3. after +CIPUPDATE:4 and OK, before the restart completes

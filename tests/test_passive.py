@@ -148,7 +148,7 @@ def test_window_backpressure_then_drain(held, bulk, host_ip):
     t = threading.Thread(target=push, daemon=True)
     t.start()
     d.read_until(re.compile(rb"\+IPD,0,\d+\r\n"))
-    time.sleep(1.0)
+    time.sleep(1.0)  # the window in which the peer must stay held back (the assertion below)
     stalled_at = sent[0]
     assert stalled_at < len(data), "the peer was never held back"
     assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:5760,-1,-1,-1,-1\r\n\r\nOK\r\n"
@@ -225,11 +225,11 @@ def test_udp_passive_datagrams_and_drop(joined, host_ip):
         d.write(b"three")
         d.read_until(b"SEND OK\r\n")
         assert wait_for(lambda: len(u.got) == 2)
-        time.sleep(0.2)
         assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:3,-1,-1,-1,-1\r\n\r\nOK\r\n"
         # keep_datagram_integrity: one whole datagram that fits
         hdr, data = recvdata(d, "AT+CIPRECVDATA=0,4,1")
         assert data == b"one"
+        d.read_until(b"+IPD,0,5\r\n")  # the next datagram is there
         hdr, data = recvdata(d, "AT+CIPRECVDATA=0,100,1")
         assert data == b"three"
         # fill the window with 1,000-byte datagrams: the rest are dropped
@@ -238,8 +238,8 @@ def test_udp_passive_datagrams_and_drop(joined, host_ip):
         lport = int(re.search(rb",(\d+),0\r\n", r).group(1))
         for i in range(8):
             me.sendto(bytes([65 + i]) * 1000, (host_ip, lport))
-            time.sleep(0.02)
-        time.sleep(0.3)
+            time.sleep(0.02)  # pacing: one datagram at a time, not a burst
+        time.sleep(0.3)  # all eight are in or dropped before the first read (it makes room for more)
         got = bytearray()
         while True:
             d.write(b"AT+CIPRECVDATA=0,1000,1\r\n")

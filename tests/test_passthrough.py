@@ -7,9 +7,8 @@ import time
 
 import pytest
 
+from board import GUARD, plus
 from peers import TcpServer, UdpEcho, echo, sink, hold, sha, wait_for
-
-GUARD = 0.05  # comfortably more than the 20 ms guard time
 
 
 def enter(d, host_ip, port, typ="TCP", extra=""):
@@ -17,12 +16,6 @@ def enter(d, host_ip, port, typ="TCP", extra=""):
     assert d.cmd('AT+CIPSTART="%s","%s",%d%s' % (typ, host_ip, port, extra)) == b"CONNECT\r\n\r\nOK\r\n"
     d.write(b"AT+CIPSEND\r\n")
     assert d.read_until(b">") == b"\r\nOK\r\n\r\n>"
-
-
-def plus(d):
-    time.sleep(GUARD)
-    d.write(b"+++")
-    time.sleep(GUARD)
 
 
 def test_raw_both_ways_and_exit(joined, echo_srv, host_ip):
@@ -57,16 +50,16 @@ def test_plus_inside_data_and_too_slow_are_data(joined, echo_srv, host_ip):
     enter(d, host_ip, echo_srv.port)
     d.write(b"a+++b")  # inside a packet
     assert d.read_exactly(5) == b"a+++b"
-    time.sleep(GUARD)
+    time.sleep(GUARD)  # a guard's silence: a fresh start for the next case
     d.write(b"x")
     d.write(b"+++")  # no guard time before the first +
     assert d.read_exactly(4) == b"x+++"
-    time.sleep(GUARD)
+    time.sleep(GUARD)  # a guard's silence before the first "+"
     for _ in range(3):  # more than 20 ms between the +
         d.write(b"+")
-        time.sleep(0.06)
+        time.sleep(0.06)  # the silence between them is what is tested
     assert d.read_exactly(3) == b"+++"
-    time.sleep(GUARD)
+    time.sleep(GUARD)  # a guard's silence before the "+++"
     d.write(b"+++")
     d.write(b"y")  # data right after the third +: no exit
     assert d.read_exactly(4) == b"+++y"
@@ -94,7 +87,7 @@ def test_packing_interval(joined, host_ip, twin):
         enter(d, host_ip, srv.port)
         t0 = time.monotonic()
         d.write(b"ab")
-        time.sleep(0.1)
+        time.sleep(0.1)  # a pause inside the 300 ms interval: both halves go in one send
         d.write(b"cd")
         assert wait_for(lambda: got, 3)
         t, data = got[0]
@@ -207,9 +200,9 @@ def test_reconnect_after_peer_restart(joined, host_ip):
     c, _ = ls.accept()
     ls.close()  # the peer "restarts": nothing listens for a while
     c.close()
-    time.sleep(0.3)
+    time.sleep(0.3)  # the board sees the close (silently): the data comes while the link is down
     d.write(b"queued while down")
-    time.sleep(1.0)
+    time.sleep(1.0)  # the peer stays away: reconnects (every 500 ms) fail meanwhile
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((host_ip, port))
@@ -258,7 +251,7 @@ def test_boot_into_saved_link(raw_dut, host_ip, opts, vboard):
         d.read_until(b"\r\nready\r\n")
         d.read_until(b"WIFI GOT IP\r\n", timeout=10)
         assert srv.accepted.wait(10)
-        time.sleep(0.3)
+        time.sleep(0.3)  # passthrough begins after the connect, silently: earlier bytes would be a command
         d.write(b"booted into passthrough")
         assert d.read_until(b"passthrough") == b"booted into passthrough"
         plus(d)

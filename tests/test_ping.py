@@ -79,7 +79,7 @@ def test_ping_timeout_and_loop_keeps_going(ns_board, opts):
     c, _ = ls.accept()
     t = time.monotonic()
     d.write(b'AT+PING="10.99.0.5"\r\n')
-    time.sleep(0.5)
+    time.sleep(0.5)  # the ping is under way (it prints nothing until it ends) when the data comes
     c.sendall(b"during")
     assert d.read_until(b"during", timeout=5) == b"\r\n+IPD,0,6:during"  # before the ping ends
     d.write(b"AT\r\n")

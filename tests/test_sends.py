@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from board import plus
 from peers import TcpServer, UdpEcho, echo, sink, hold, sha, wait_for
 
 
@@ -38,7 +39,7 @@ def test_sendex_terminator_split_across_writes(joined, echo_srv, host_ip):
     d.write(b"AT+CIPSENDEX=50\r\n")
     d.read_until(b">")
     d.write(b"xy\\")
-    time.sleep(0.1)
+    time.sleep(0.1)  # the terminator split across two reads of the UART is what is tested
     d.write(b"0")
     assert d.read_until(b"SEND OK\r\n") == b"\r\nRecv 2 bytes\r\n\r\nSEND OK\r\n"
 
@@ -105,19 +106,19 @@ def test_sendl_10mb_sha(joined, bulk, sink_srv, host_ip):
     assert sha(sink_srv.received) == sha(data)
 
 
-def test_sendl_cancel_with_plus(joined, sink_srv, host_ip, twin):
+def test_sendl_cancel_with_plus(joined, sink_srv, host_ip):
     d = joined
     d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, sink_srv.port))
     d.write(b"AT+CIPSENDL=100000\r\n")
     d.read_until(b">")
     d.write(b"x" * 3000)
-    # "+++" is a lone packet only after 20 ms of silence on the line: on the ESP32
-    # twin the 3,000 bytes themselves take 0.26 s of line at 115200 baud.
-    time.sleep(0.2 + (3000 * 10 / 115200 if twin else 0))
-    d.write(b"+++")
+    # "+++" is a lone packet only after 20 ms of silence on the line, which begins
+    # when the 3,000 bytes have left it (on the ESP32 twin they take 0.26 s of line
+    # at 115200 baud): once the peer has them all.
+    assert wait_for(lambda: len(sink_srv.received) == 3000)
+    plus(d)
     r = d.read_until(b"SEND CANCELLED\r\n", timeout=5)
     assert r.endswith(b"\r\nSEND CANCELLED\r\n")
-    time.sleep(0.1)
     assert d.cmd("AT") == b"\r\nOK\r\n"
     assert wait_for(lambda: len(sink_srv.received) == 3000)
 
@@ -138,12 +139,20 @@ def test_sendl_plus_too_slow_is_data(joined, sink_srv, host_ip):
     d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, sink_srv.port))
     d.write(b"AT+CIPSENDL=3\r\n")
     d.read_until(b">")
-    time.sleep(0.1)
+    time.sleep(0.1)  # a guard's silence before the first "+"
     for _ in range(3):
         d.write(b"+")
         time.sleep(0.06)  # more than 20 ms between the "+": data
     d.read_until(b"SEND OK\r\n")
     assert wait_for(lambda: bytes(sink_srv.received) == b"+++")
+
+
+def unread(c):
+    """How many bytes wait in socket c, not read yet."""
+    try:
+        return len(c.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return 0
 
 
 def test_sendl_link_dies(joined, host_ip):
@@ -157,7 +166,7 @@ def test_sendl_link_dies(joined, host_ip):
         d.write(b"AT+CIPSENDL=0,10000\r\n")
         d.read_until(b">")
         d.write(b"y" * 1000)
-        time.sleep(0.2)
+        assert wait_for(lambda: unread(c) == 1000)  # the first part reached the peer before its reset
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
         d.read_until(b"0,CLOSED\r\n")

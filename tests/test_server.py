@@ -147,7 +147,7 @@ def test_cipsto_closes_idle_clients(server):
     t = time.monotonic()
     # traffic resets the timer, both ways
     for _ in range(3):
-        time.sleep(1)
+        time.sleep(1)  # idle for half the timeout, then traffic
         c.sendall(b"k")
         d.read_until(b"+IPD,0,1:k")
     d.write(b"AT+CIPSEND=0,1\r\n")

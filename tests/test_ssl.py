@@ -24,11 +24,11 @@ import time
 
 import pytest
 
+from board import plus
 from peers import TcpServer, echo, hold, sha, wait_for
 from tlspeers import (Pki, TlsServer, PskServer, SSL_NAMESPACES, provision, erase, free_port,
                       tls_echo, tls_sink, tls_hold, tls_source, tls_http, tls_close, sees_eof)
 
-GUARD = 0.05  # comfortably more than the 20 ms +++ guard time
 MB10 = 10 * 1000 * 1000
 SUITES_SEEN = {  # IANA number -> OpenSSL's name, as the peer's ssl socket reports it
     0xC02B: "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -134,12 +134,6 @@ def roundtrip(d, data, lid=None):
     assert d.read_until(data, timeout=10) == hdr + data
 
 
-
-
-def plus(d):
-    time.sleep(GUARD)
-    d.write(b"+++")
-    time.sleep(GUARD)
 
 
 # == settings and their queries ===================================================================================
@@ -765,7 +759,7 @@ def test_peer_close_notify_alone(ssl_dut, pki, host_ip, peers):
 
     def handler(s, srv):
         s.sendall(b"data")
-        time.sleep(0.5)
+        time.sleep(0.5)  # the close_notify well after the data, in a record of its own
         tls_close(s)
 
     srv = peers(TlsServer(host_ip, pki.server_ctx(), handler))
@@ -798,8 +792,7 @@ def test_passive_receive(mux, pki, host_ip, peers):
     c.sendall(b"hello")
     assert d.read_until(b"+IPD,2,5\r\n") == b"\r\n+IPD,2,5\r\n"
     c.sendall(b"world!")
-    time.sleep(0.3)
-    assert d.quiet(0.2) == b""  # one notice until the host reads
+    assert d.quiet(0.5) == b""  # one notice until the host reads: nothing comes in this window
     assert d.cmd("AT+CIPRECVLEN?") == b"+CIPRECVLEN:-1,-1,11,-1,-1\r\n\r\nOK\r\n"
     assert d.cmd("AT+CIPRECVDATA=2,4") == b"+CIPRECVDATA:4,hell\r\n\r\nOK\r\n"
     assert d.read_until(b"+IPD,2,7\r\n") == b"\r\n+IPD,2,7\r\n"
@@ -943,7 +936,7 @@ def test_boot_into_saved_ssl_link(raw_dut, joined, clock, pki, host_ip, opts, vb
         booted = True
         d.read_until(b"WIFI GOT IP\r\n", timeout=10)
         srv.wait_conn(20)
-        time.sleep(0.3)
+        time.sleep(0.3)  # passthrough begins after the connect, silently: earlier bytes would be a command
         d.write(b"booted into ssl passthrough")
         assert d.read_until(b"passthrough", timeout=10) == b"booted into ssl passthrough"
         assert bytes(srv.received) == b"booted into ssl passthrough"
@@ -1094,7 +1087,7 @@ def test_ssl_server_stays_responsive_with_silent_client(ssl_server, pki):
     8), so a second client waits until the silent one has gone, then is served."""
     d, addr = ssl_server
     silent = socket.create_connection(addr, timeout=10)
-    time.sleep(0.3)
+    time.sleep(0.3)  # the board takes the client and waits for its hello, silently, when the AT comes
     t = time.monotonic()
     assert d.cmd("AT", timeout=3) == b"\r\nOK\r\n"
     assert time.monotonic() - t < 1.0
@@ -1133,7 +1126,7 @@ def test_loop_runs_during_handshake(mux, pki, host_ip, peers):
     t0 = time.monotonic()
     d.write(b'AT+CIPSTART=0,"SSL","%s",%d\r\n' % (host_ip.encode(), slow.port))
     assert slow.tcp_accepted.wait(5)
-    time.sleep(0.2)
+    time.sleep(0.2)  # the board is inside its handshake (it prints nothing) when the data comes
     c.sendall(b"ping")
     assert d.read_until(b"ping", timeout=1.0) == b"\r\n+IPD,1,4:ping"
     d.write(b"AT\r\n")
@@ -1179,7 +1172,7 @@ def test_peer_resets_mid_handshake(ssl_dut, pki, host_ip, peers, when):
         if when == "after_hello":
             c.recv(4096)  # the ClientHello
         else:
-            time.sleep(0.05)
+            time.sleep(0.05)  # the RST a moment after the accept, the hello left unread
         _rst(c)
 
     srv = peers(TcpServer(host_ip, handler))
@@ -1222,7 +1215,7 @@ def test_send_to_a_peer_that_reset(ssl_dut, pki, host_ip, peers):
     srv = peers(TlsServer(host_ip, pki.server_ctx(), tls_hold))
     connected(start(d, host_ip, srv.port))
     _rst(srv.wait_conn())
-    time.sleep(0.3)
+    time.sleep(0.3)  # the RST reaches the board's socket first (both outcomes of the send are allowed)
     d.write(b"AT+CIPSEND=5\r\n")
     r = d.read_until(re.compile(rb"\r\n(ERROR|>)"), timeout=5)
     if r.endswith(b">"):
@@ -1372,8 +1365,7 @@ def test_passthrough_reconnects_with_a_new_handshake(ssl_dut, pki, host_ip, peer
     srv.accepted.clear()
     drop.set()
     assert srv.accepted.wait(10), srv.errors  # a second handshake
-    time.sleep(0.3)
-    d.write(b"after the reconnect")
+    d.write(b"after the reconnect")  # bytes the board takes before it resumes wait in its buffer
     assert d.read_until(b"reconnect", timeout=5) == b"after the reconnect"
     assert len(srv.conns) == 2
     plus(d)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from board import chip_errno
-from peers import TcpServer, echo, sink, hold, sha, wait_for
+from peers import TcpServer, echo, sink, hold, sha, wait_for, full_backlog
 
 
 def test_single_connect_send_receive_close(joined, echo_srv, host_ip):
@@ -107,54 +107,22 @@ def test_connect_timeout_param(joined, vboard):
     unroutable only inside the test's own namespace: we use a listening socket
     with a full backlog instead, which never answers the SYN)."""
     d = joined
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(0)
-    port = ls.getsockname()[1]
-    fill = []
-    for _ in range(4):  # fill the accept queue so further SYNs are dropped
-        c = socket.socket()
-        c.setblocking(False)
-        try:
-            c.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        fill.append(c)
-    time.sleep(0.2)
-    t = time.monotonic()
-    r = d.cmd('AT+CIPSTART="TCP","127.0.0.1",%d,,,1000' % port, timeout=10)
-    took = time.monotonic() - t
-    for c in fill:
-        c.close()
-    ls.close()
+    with full_backlog() as (_, port):
+        t = time.monotonic()
+        r = d.cmd('AT+CIPSTART="TCP","127.0.0.1",%d,,,1000' % port, timeout=10)
+        took = time.monotonic() - t
     assert r == b"\r\nERROR\r\n"
     assert 0.8 < took < 5
 
 
 def test_busy_while_connecting(joined, vboard):
     d = joined
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(0)
-    port = ls.getsockname()[1]
-    fill = []
-    for _ in range(4):
-        c = socket.socket()
-        c.setblocking(False)
-        try:
-            c.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        fill.append(c)
-    time.sleep(0.2)
-    d.write('AT+CIPSTART="TCP","127.0.0.1",%d,,,1500\r\n' % port)
-    time.sleep(0.3)
-    d.write(b"AT\r\n")
-    assert d.read_until(b"busy p...\r\n") == b"\r\nbusy p...\r\n"
-    assert d.read_until(b"\r\nERROR\r\n", timeout=5) == b"\r\nERROR\r\n"
-    for c in fill:
-        c.close()
-    ls.close()
+    with full_backlog() as (_, port):
+        d.write('AT+CIPSTART="TCP","127.0.0.1",%d,,,1500\r\n' % port)
+        time.sleep(0.3)  # the board is in its connect wait, which prints nothing, when the AT comes
+        d.write(b"AT\r\n")
+        assert d.read_until(b"busy p...\r\n") == b"\r\nbusy p...\r\n"
+        assert d.read_until(b"\r\nERROR\r\n", timeout=5) == b"\r\nERROR\r\n"
     assert d.cmd("AT") == b"\r\nOK\r\n"
 
 
@@ -343,7 +311,7 @@ def test_source_integrity_ipd(joined, bulk, host_ip):
 
     def source(c, srv):
         c.sendall(data)
-        time.sleep(2)
+        hold(c, srv)  # open until the test ends: a close would end the stream with CLOSED
 
     srv = TcpServer(host_ip, source)
     try:

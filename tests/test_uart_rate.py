@@ -87,7 +87,7 @@ def test_uart_cur_sets_the_twins_line_rate(dut, twin_only):
         assert took >= 0.9 * wire_s(chars, SLOW), (took, chars)
     finally:
         assert d.cmd("AT+UART_CUR=115200,8,1,0,0", timeout=20) == b"\r\nOK\r\n"
-        time.sleep(0.05)
+        time.sleep(0.05)  # the host's own switch
     # back at 115200 the same exchange is 192 times shorter on the wire (4 ms)
     took, chars = exchange(d, "AT+UART_CUR?", b"+UART_CUR:115200,8,1,0,0\r\n\r\nOK\r\n")
     assert took < 0.5 * wire_s(chars, SLOW), (took, chars)
@@ -98,7 +98,7 @@ def test_uart_def_sets_the_twins_line_rate_and_survives_a_reset(dut, twin_only):
     d = dut
     try:
         assert d.cmd("AT+UART_DEF=%d,8,1,0,0" % SLOW) == b"\r\nOK\r\n"
-        time.sleep(0.05)
+        time.sleep(0.05)  # the host's own switch
         took, chars = exchange(d, "AT+UART_CUR?", b"+UART_CUR:%d,8,1,0,0\r\n\r\nOK\r\n" % SLOW)
         assert took >= 0.9 * wire_s(chars, SLOW), (took, chars)  # applied at once
         d.reset(restore=False, timeout=20)
@@ -107,6 +107,6 @@ def test_uart_def_sets_the_twins_line_rate_and_survives_a_reset(dut, twin_only):
         assert took >= 0.9 * wire_s(chars, SLOW), (took, chars)
     finally:
         d.cmd("AT+UART_DEF=115200,8,1,0,0", timeout=20)
-        time.sleep(0.05)
+        time.sleep(0.05)  # the host's own switch
     took, chars = exchange(d, "AT+UART_CUR?", b"AT+UART_CUR?\r\n+UART_CUR:115200,8,1,0,0\r\n\r\nOK\r\n")
     assert took < 0.5 * wire_s(chars, SLOW), (took, chars)

@@ -12,7 +12,7 @@ import time
 import trustme
 
 from board import stop_process
-from peers import free_port  # noqa: F401 (the tests take it from here too)
+from peers import free_port, wait_for  # noqa: F401 (the tests take free_port from here too)
 
 # The namespaces the SSL client and server read (Basic_AT_Commands.rst, AT+SYSMFG).
 SSL_NAMESPACES = ("client_cert", "client_key", "client_ca", "server_cert", "server_key", "server_ca")
@@ -138,7 +138,7 @@ class TlsServer:
         self.raw.append(raw)
         try:
             if self.delay:
-                time.sleep(self.delay)
+                time.sleep(self.delay)  # a slow server: the test's delay before the handshake
             c.settimeout(30)
             try:
                 s = self.ctx.wrap_socket(c, server_side=True)
@@ -223,7 +223,7 @@ def tls_sink(s, srv):
 def tls_hold(s, srv):
     """Handshake, then read nothing: the test drives the connection itself."""
     while not srv._stop:
-        time.sleep(0.05)
+        time.sleep(0.05)  # a poll step: the connection stays open until the server closes
 
 
 def tls_close(s, timeout=5):
@@ -279,10 +279,7 @@ class PskServer:
             self.close()
             raise RuntimeError("openssl s_server did not start: %r" % self.lines)
         # s_server prints ACCEPT once bound; make sure the port really answers.
-        deadline = time.monotonic() + 5
-        while not self._listening(host):
-            assert time.monotonic() < deadline, "openssl s_server does not listen on %d" % self.port
-            time.sleep(0.05)
+        assert wait_for(lambda: self._listening(host), 5), "openssl s_server does not listen on %d" % self.port
 
     def _listening(self, host):
         # A connect would start a handshake; ask the kernel instead.
