@@ -293,10 +293,10 @@ def test_engine_syslog_one_result_per_line(data, cuts):
 @SETTINGS
 @given(stream, st.lists(st.integers(0, 3000), max_size=12))
 def test_engine_busy_while_a_command_runs(data, cuts):
-    def wait(at):
-        yield at.sleep(1000)  # the fake loop never fires it: the command runs for ever
+    def wait(eng):
+        yield eng.sleep(1000)  # the fake loop never fires it: the command runs for ever
 
-    eng = make_engine(echo=True, rows=[("", None, None, None, lambda at: None),
+    eng = make_engine(echo=True, rows=[("", None, None, None, lambda eng: None),
                                        ("+WAIT", None, None, None, wait)])
     eng.feed(bytearray(b"AT+WAIT\r\n"), 9)
     assert bytes(eng.out.data) == b"AT+WAIT\r\n"
