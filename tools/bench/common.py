@@ -181,17 +181,7 @@ class Sink:
 
     def _handler(self, c, srv):
         c.settimeout(0.2)
-        while not srv._stop:
-            try:
-                d = c.recv(1 << 20)
-            except OSError as e:
-                if timed_out(e):
-                    continue
-                return
-            if not d:
-                return
-            if self.flow is not None:
-                self.flow.add(d)
+        recv_flow(c, lambda: self.flow, lambda: not srv._stop)
 
     def close(self):
         self.srv.close()
@@ -199,6 +189,24 @@ class Sink:
 
 def timed_out(e):
     return isinstance(e, TimeoutError) or "timed out" in str(e)
+
+
+def recv_flow(s, flow, going):
+    """Read a peer socket (with a timeout) into flow() (None: read and drop) while
+    going(); False once the stream ended or failed."""
+    while going():
+        try:
+            d = s.recv(1 << 20)
+        except OSError as e:
+            if timed_out(e):
+                continue
+            return False
+        if not d:
+            return False
+        f = flow()
+        if f is not None:
+            f.add(d)
+    return True
 
 
 def read_raw(wire, flow, deadline):

@@ -15,7 +15,7 @@ from tlspeers import Pki, TlsServer, erase, provision
 
 from bench.baseline import BaseCopy, BaseResponder, BaselineProc
 from bench.cipsend import cipsend_note, fw_cipsend
-from bench.common import JobPeer, OK, Sink, Wire, base_row, mib, ms_rows, rate_note, spread, stats_ms, timed_out
+from bench.common import JobPeer, OK, Sink, Wire, base_row, mib, ms_rows, rate_note, spread, recv_flow, stats_ms, timed_out
 from bench.heap import sysram
 from bench.ipd import fw_ipd
 from bench.sendl import fw_sendl
@@ -72,16 +72,9 @@ class TlsJobPeer(JobPeer):
             kind, until = job[0], job[-1]
             if kind == "recv":
                 flow = job[1]
-                while not flow.done.is_set() and time.monotonic() < until:
-                    try:
-                        d = s.recv(1 << 20)
-                    except OSError as e:
-                        if timed_out(e):
-                            continue
-                        return
-                    if not d:
-                        return
-                    flow.add(d)
+                if not recv_flow(s, lambda: flow,
+                                 lambda: not flow.done.is_set() and time.monotonic() < until):
+                    return
             elif kind == "send":
                 job[2][0] = time.perf_counter()
                 s.settimeout(max(0.1, until - time.monotonic()))
