@@ -24,7 +24,8 @@ ALL_MPY = 206 * KB  # every group and service imported (2026-12-06: 209,984)
 # 5,760 is the passive window a small heap must take at boot), so that the working
 # set (tests/test_workset.py: about 9 KB more, BENCHMARKS.md "Heap") stays inside
 # the first 56 KB of GC heap. Needs a 32-bit MicroPython with lib/at frozen
-# in (HEAP32_FROZEN=path; built from MicroPython's source, so not in CI).
+# in (HEAP32_FROZEN=path: tools/heap32/frozen.sh <MicroPython source> builds it; CI has no
+# MicroPython source, so there it skips).
 READY_FROZEN = 43 * KB
 
 

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Build a 32-bit unix MicroPython with lib/at frozen into it: the binary that
+# `tools/heap32/run.py --frozen`, `HEAP32_FROZEN=` (tests/test_budget.py, make bench)
+# and `VBOARD_MICROPYTHON=` (tests/test_workset.py) take, to measure the frozen image
+# a WROOM runs. A development tool: it needs a MicroPython source tree at a release
+# (e.g. `git archive v1.27.0` of github.com/micropython/micropython, lib/ submodules
+# not needed) and a 32-bit C toolchain (Debian: gcc-multilib). Nothing of it is kept
+# in this repository.
+#   usage: tools/heap32/frozen.sh <micropython source>   -> prints the binary's path
+set -eu
+src=$(cd "${1:?usage: $0 <micropython source>}" && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+# The build checks that the micropython-lib submodule is there; the manifest needs nothing from it.
+mkdir -p "$src/lib/micropython-lib"
+[ -e "$src/lib/micropython-lib/README.md" ] || : > "$src/lib/micropython-lib/README.md"
+manifest="$src/ports/unix/at_frozen_manifest.py"
+echo "package(\"at\", base_path=\"$repo/lib\")" > "$manifest"
+make -s -C "$src/mpy-cross" >&2
+cd "$src/ports/unix"
+rm -rf build-standard/frozen_content.c build-standard/frozen_mpy  # lib/at changed: freeze it again
+make -s -j2 VARIANT=standard MICROPY_FORCE_32BIT=1 MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 \
+    MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 FROZEN_MANIFEST="$manifest" >&2
+echo "$src/ports/unix/build-standard/micropython"
