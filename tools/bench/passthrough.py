@@ -22,6 +22,26 @@ def resume(w):
         raise AssertionError("AT+CIPSEND (passthrough) -> %r" % r)
 
 
+def link_ready(w, ctx, peer):
+    """Open the passthrough link to peer (AT+CIPMODE=1 set) and come back to command
+    mode once the peer has accepted it."""
+    enter(w, ctx, peer.port)
+    try:
+        peer.srv.wait_conn(5)
+    finally:
+        plus(w)
+
+
+def leave(w, inside, settle=0.1):
+    """End a section's passthrough: "+++" if the host is still inside, then command
+    mode and link 0 closed (ERROR is fine there: the link may be gone already)."""
+    if inside:
+        plus(w)
+    w.quiet(settle)
+    w.ok("AT+CIPMODE=0")
+    w.cmd("AT+CIPCLOSE", timeout=5)
+
+
 def _tty_speed(w):
     """The pty's termios speed after pyserial opened it at --baud (None if unknown)."""
     try:
@@ -120,12 +140,8 @@ def bench_passthrough(ctx):
                   " tens of MB/s: the throughput is what the firmware could sustain, not a UART's rate)"
                   % (ctx.args.baud, " (termios reads back B%s)" % speed if speed else ""))
     finally:
-        if inside:
-            plus(w)
-        w.quiet(0.1)
         try:
-            w.ok("AT+CIPMODE=0")
-            w.ok("AT+CIPCLOSE", timeout=5)
+            leave(w, inside)
             w.ok("AT+TRANSINTVL=20")
         finally:
             w.quiet(0.1)

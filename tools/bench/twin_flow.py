@@ -7,7 +7,7 @@ import time
 from board import Timeout
 
 from bench.common import Flow, JobPeer, Sink, mbps, payload, plus
-from bench.passthrough import enter, resume
+from bench.passthrough import leave, link_ready, resume
 from bench.twin import QUIET_S, STALL_RCVBUF, Stall, arrived, at_baud, commas, host_write, kb, line_rate, of_line, settle, twin_bauds, twin_bytes, twin_fail, twin_line, twin_meter, twin_note
 
 
@@ -159,11 +159,7 @@ def bench_twin_flow(ctx):
         w.ok("AT+CIPMODE=1")
         w.ok("AT+TRANSINTVL=20")
         twin_line(ctx, 115200, 0)
-        enter(w, ctx, peer.port)
-        inside = True
-        peer.srv.wait_conn(5)
-        plus(w)
-        inside = False
+        link_ready(w, ctx, peer)
         for baud in bauds:
             n = twin_bytes(ctx, baud)
             line_s = n / line_rate(baud)
@@ -200,12 +196,8 @@ def bench_twin_flow(ctx):
                 inside = False
                 w.quiet(0.2)
     finally:
-        if inside:
-            plus(w)
-        w.quiet(0.2)
         try:
-            w.ok("AT+CIPMODE=0")
-            w.cmd("AT+CIPCLOSE", timeout=5)
+            leave(w, inside, 0.2)
             w.ok("AT+CIPSENDLCFG=1024,2920")
             twin_line(ctx, 115200, 0)
         finally:

@@ -1,7 +1,7 @@
 """Section twin_rate (ESP32 twin): passthrough and CIPSEND 2048 at each line rate."""
 from bench.cipsend import fw_cipsend
 from bench.common import JobPeer, SEND_OK, Sink, pipe_down, pipe_up, plus, round_trips, stats_ms
-from bench.passthrough import enter, resume
+from bench.passthrough import leave, link_ready, resume
 from bench.twin import at_baud, commas, kb, line_rate, of_line, twin_bauds, twin_bytes, twin_fail, twin_line, twin_meter, twin_note
 
 
@@ -19,11 +19,7 @@ def bench_twin_rate(ctx):
         w.ok("AT+CIPMUX=0")
         w.ok("AT+CIPMODE=1")
         w.ok("AT+TRANSINTVL=20")
-        enter(w, ctx, peer.port)  # one passthrough link for every rate: a JobPeer serves one connection
-        inside = True
-        peer.srv.wait_conn(5)
-        plus(w)
-        inside = False
+        link_ready(w, ctx, peer)  # one passthrough link for every rate: a JobPeer serves one connection
         for baud in bauds:
             n = twin_bytes(ctx, baud)
             limit = 2 * n / line_rate(baud) + 3
@@ -83,12 +79,8 @@ def bench_twin_rate(ctx):
                     % (what, bound, s1, s2, twin_note(dl)))
     finally:
         ctx.run_s = run_s
-        if inside:
-            plus(w)
-        w.quiet(0.1)
         try:
-            w.ok("AT+CIPMODE=0")
-            w.cmd("AT+CIPCLOSE", timeout=5)
+            leave(w, inside)
             twin_line(ctx, 115200, 0)
         finally:
             w.quiet(0.1)
