@@ -268,13 +268,17 @@ class JobPeer:
         self.srv = server(host, self._handler)
         self.port = self.srv.port
 
-    def _handler(self, c, srv):
-        perf = time.perf_counter
+    def next_jobs(self, srv):
+        """The jobs as they are given, until the server stops."""
         while not srv._stop:
             try:
-                job = self.jobs.get(timeout=0.2)
+                yield self.jobs.get(timeout=0.2)
             except queue.Empty:
-                continue
+                pass
+
+    def _handler(self, c, srv):
+        perf = time.perf_counter
+        for job in self.next_jobs(srv):
             kind, until = job[0], job[-1]
             if kind == "recv":
                 flow = job[1]

@@ -84,18 +84,25 @@ def bench_heap32(ctx):
     """The firmware's GC heap in the chip's units: tools/heap32/run.py boots it
     on a 32-bit MicroPython 1.27.0 (WebAssembly) and on the 64-bit unix port over
     the same stand-ins, lib/ as .mpy files (what `make deploy` puts on a board)."""
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "heap32" / "run.py"), "--json"],
-                       capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        ctx.row("heap32", "32-bit heap measurement FAILED", r.stderr.strip()[-200:])
+    steps = heap32_steps(ctx, "32-bit heap measurement")
+    if steps is None:
         return
-    steps = json.loads(r.stdout)["steps"]
     for key, label in (("boot", "WROVER, .mpy: GC heap at ready (32-bit)"),
                        ("firmware", "WROVER, .mpy: every group loaded (32-bit)")):
         st = steps[key]
         ctx.row("heap32", label, "%d B" % st["bytes32"], "64-bit unix port %d B" % st["bytes64"],
                 "x%.2f on 64-bit" % st["factor"])
     frozen_targets(ctx)
+
+
+def heap32_steps(ctx, what, *args):
+    """tools/heap32/run.py --json [args]: its steps, or None (a FAILED row says why)."""
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "heap32" / "run.py"), "--json"] + list(args),
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        ctx.row("heap32", what + " FAILED", r.stderr.strip()[-200:])
+        return None
+    return json.loads(r.stdout)["steps"]
 
 
 WORKSET_STEP = 1024  # -X heapsize steps of the working-set search
@@ -110,12 +117,9 @@ def frozen_targets(ctx):
     if not exe:
         ctx.row("heap32", "WROOM, frozen: not measured", "-", note="needs HEAP32_FROZEN=<32-bit build>")
         return
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "heap32" / "run.py"), "--json", "--frozen", exe],
-                       capture_output=True, text=True, timeout=300)
-    if r.returncode:
-        ctx.row("heap32", "WROOM, frozen: measurement FAILED", r.stderr.strip()[-200:])
+    steps = heap32_steps(ctx, "WROOM, frozen: measurement", "--frozen", exe)
+    if steps is None:
         return
-    steps = json.loads(r.stdout)["steps"]
     ready = steps["boot"]["bytes32"]
     ctx.row("heap32", "WROOM, frozen: GC heap at ready (32-bit)", "%d B" % ready)
     ctx.row("heap32", "WROOM, frozen: every group loaded (32-bit)", "%d B" % steps["firmware"]["bytes32"])

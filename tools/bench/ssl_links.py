@@ -1,7 +1,6 @@
 """Section ssl: SSL links' heap, handshake times and throughput beside TCP and a minimal tls loop.
 (Named ssl_links, not ssl: it must never stand in for the standard library's ssl.)"""
 import os
-import queue
 import re
 import socket
 import ssl
@@ -64,11 +63,7 @@ class TlsJobPeer(JobPeer):
 
     def _handler(self, s, srv):
         s.settimeout(0.1)
-        while not srv._stop:
-            try:
-                job = self.jobs.get(timeout=0.2)
-            except queue.Empty:
-                continue
+        for job in self.next_jobs(srv):
             kind, until = job[0], job[-1]
             if kind == "recv":
                 flow = job[1]
