@@ -2,7 +2,7 @@
 """The virtual board: the firmware's main.py and lib/ under MicroPython's unix
 port, its AT UART presented as a pseudo-terminal.
 
-    python tools/vboard.py [--board unix|esp32] [--mpy 1.27] [--flash DIR] [--heap 100k] [--source]
+    python tools/vboard.py [--board unix|esp32] [--mpy 1.27] [--flash DIR] [--heap 100k] [--source|--romfs]
 
 prints "virtual board ready on /dev/pts/N (115200 8N1)" and serves until Ctrl-C.
 The firmware gets the pty's master side as a non-blocking stdin/stdout; any
@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 import tty
+
+import romfs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TWIN = ROOT / "tools" / "twin"
@@ -93,6 +95,9 @@ def main(argv=None):
     p.add_argument("--heap", default="auto",
                    help="MicroPython heap, e.g. 200k; 'auto' (default) = 110 KB for data + the bytecode's size")
     p.add_argument("--source", action="store_true", help="run lib/*.py instead of compiled .mpy (unix only)")
+    p.add_argument("--romfs", action="store_true", default=bool(os.getenv("VBOARD_ROMFS")),
+                   help="run the .mpy files in place from a ROMFS image, as a frozen image runs from flash "
+                        "(tools/romfs.py); the image is one block of the heap, added to --heap auto")
     p.add_argument("--board", choices=("unix", "esp32"), default=os.getenv("BOARD") or "unix",
                    help="unix (default): the unix port adapter; esp32: the ESP32 twin")
     p.add_argument("--mpy", choices=RELEASES, default=os.getenv("MPY") or "1.27",
@@ -128,9 +133,14 @@ def main(argv=None):
         libpath = ROOT / "build" / "vboard" / "lib"
         compile_lib(libpath)
 
+    if args.romfs and args.source:
+        p.error("--romfs runs the compiled .mpy files")
+    image = romfs.image(libpath, ROOT / "build" / "vboard" / "at.romfs") if args.romfs else None
+
     heap = args.heap
     if heap == "auto":
-        heap = str(DATA_HEAP + code_heap(libpath, args.board) + (TWIN_RUNTIME if twin else 0))
+        heap = str(DATA_HEAP + code_heap(libpath, args.board) + (TWIN_RUNTIME if twin else 0)
+                   + (image.stat().st_size if image else 0))
 
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -157,6 +167,8 @@ def main(argv=None):
                    TWIN_STATS=str(flash.parent / (flash.name + ".stats.json")))
         cmd = [args.micropython, "-X", "heapsize=%s" % heap, str(TWIN / "run.py"), str(ROOT / "main.py")]
         fds = (master,)
+    if image:
+        cmd[3:] = ["-c", romfs.boot(image, cmd[3:])]
 
     def power_on():
         # The RTC starts at 2000-01-01 at a power-up (not at a reset).

@@ -92,6 +92,12 @@ def bench_heap32(ctx):
         st = steps[key]
         ctx.row("heap32", label, "%d B" % st["bytes32"], "64-bit unix port %d B" % st["bytes64"],
                 "x%.2f on 64-bit" % st["factor"])
+    romfs = heap32_steps(ctx, "WROOM, frozen as CI holds it (ROMFS, 64-bit)", "--romfs")
+    if romfs is not None:
+        b = romfs["boot"]
+        ctx.row("heap32", "WROOM, frozen as CI holds it: at ready", "%d B" % (b["bytes32"] - b["qstr32"]),
+                note="64-bit unix port, .mpy run in place from a ROMFS image, qstr pools left out "
+                     "(tests/test_budget.py READY_ROMFS64)")
     frozen_targets(ctx)
 
 

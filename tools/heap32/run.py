@@ -24,6 +24,8 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import romfs as romfs_tool  # noqa: E402  (tools/romfs.py: the image, with mpremote's writer)
 LIB = ROOT / "lib"
 FAKES = HERE / "fakes"
 BUILD = ROOT / "build" / "heap32"
@@ -31,6 +33,10 @@ PKG = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript
 HOST_ONLY = ("at/ports/unix.py", "at/ports/air.py")  # as tools/deploy.py: never on a board
 HEAP = 4 * 1024 * 1024  # big enough that neither port ever grows or runs short
 STUB = "import gc\ngc.collect()\n_e = gc.mem_alloc()\nimport heap32_probe\nheap32_probe.main(%r, _e)\n"
+# --romfs: the image is read and mounted before the first figure (so neither its
+# bytes nor the mount count), and /rom goes first on sys.path.
+ROMFS_STUB = ("import gc, sys, vfs\n_rom = open(%r, 'rb').read()\nvfs.mount(vfs.VfsRom(_rom), '/rom')\n"
+              "sys.path.insert(0, '/rom')\n")
 MODES = ("steps", "modules", "objects")
 
 # The steps, each the difference from the previous one.
@@ -127,11 +133,11 @@ def parse(text):
     return {r["mode"]: r for r in runs}
 
 
-def run_unix(exe, out, modes, path=None):
+def run_unix(exe, out, modes, path=None, stub=""):
     env = dict(os.environ, MICROPYPATH=path or str(out))
     text = ""
     for mode in modes:
-        p = subprocess.run([exe, "-X", "heapsize=%d" % HEAP, "-c", STUB % mode], env=env,
+        p = subprocess.run([exe, "-X", "heapsize=%d" % HEAP, "-c", stub + STUB % mode], env=env,
                            capture_output=True, text=True, cwd=str(BUILD))
         if p.returncode:
             raise SystemExit("heap32: the unix port's probe (%s) failed:\n%s%s" % (mode, p.stdout, p.stderr))
@@ -242,11 +248,13 @@ def figures(r32, r64):
 def table(f, took):
     w = sys.stdout.write
     i32, i64 = f["impl"].get("32"), f["impl"].get("64")
-    w("32-bit: MicroPython %s %s (%s)\n" % (".".join(map(str, i32[1])), i32[3], i32[4]))
+    one = "%d-bit" % f.get("bits", 32)  # --romfs runs one unix port, 32- or 64-bit, in the first column
+    two = "64-bit" if i64 else "-"
+    w("%s: MicroPython %s %s (%s)\n" % (one, ".".join(map(str, i32[1])), i32[3], i32[4]))
     if i64:
         w("64-bit: MicroPython %s %s (%s)\n" % (".".join(map(str, i64[1])), i64[3], i64[4]))
     w("firmware: %s; GC heap from gc.mem_alloc() after gc.collect(), bytes\n\n" % f["form"])
-    w("%-10s %9s %9s %7s %8s %8s %7s  %s\n" % ("step", "32-bit", "64-bit", "factor", "qstr32", "qstr64",
+    w("%-10s %9s %9s %7s %8s %8s %7s  %s\n" % ("step", one, two, "factor", "qstr" + one[:2], "qstr64",
                                              "f-qstr", "what"))
     what = dict(STEPS)
     what["boot"] = "= ready - fakes: the firmware at ready"
@@ -258,9 +266,9 @@ def table(f, took):
             r["qstr32"] if r["qstr32"] is not None else "-", r["qstr64"] if r["qstr64"] is not None else "-",
             r.get("factor_without_qstr") or "-", what[name]))
     for bits, s in sorted(f.get("boot_split", {}).items()):
-        w("  %s-bit boot split: the modules' imports %d, the objects run() builds up to ready %d\n"
-          % (bits, s["modules"], s["objects_built"]))
-    w("\n%-24s %8s %8s %7s %7s %7s %7s\n" % ("module (import order)", "32-bit", "64-bit", "factor", "qstr32",
+        w("  %s boot split: the modules' imports %d, the objects run() builds up to ready %d\n"
+          % (one if bits == "32" else "64-bit", s["modules"], s["objects_built"]))
+    w("\n%-24s %8s %8s %7s %7s %7s %7s\n" % ("module (import order)", one, two, "factor", "qstr" + one[:2],
                                             "qstr64", "f-qstr"))
     t32 = t64 = q32 = q64 = 0
     for m in f["modules"]:
@@ -292,10 +300,15 @@ def main(argv=None):
     p.add_argument("--frozen", metavar="MICROPYTHON",
                    help="a 32-bit unix MicroPython with lib/at frozen into it (BENCHMARKS.md, "
                         "\"Heap\", says how it is built): the firmware as a frozen image")
+    p.add_argument("--romfs", metavar="MICROPYTHON", nargs="?", const="",
+                   help="the .mpy files in a ROMFS image (vfs.VfsRom), run in place as frozen code is: on "
+                        "the given unix MicroPython, .venv/bin/micropython (64-bit) by default")
     args = p.parse_args(argv)
     t0 = time.time()
     if args.frozen:
         return frozen(args)
+    if args.romfs is not None:
+        return romfs(args)
     ensure_npm()
     out, names, mpy_cross = build(args.source)
     exe = None if args.no_64 else venv_tool("micropython")
@@ -342,6 +355,40 @@ def frozen(args):
     plan(fdir, names, lambda d: run_unix(exe, d, ["discover"], path)["discover"])
     f = figures(run_unix(exe, fdir, MODES, path), None)
     f["form"] = "lib/at frozen into %s" % exe
+    f["heapsize"] = HEAP
+    f["date"] = time.strftime("%Y-%m-%d")
+    if args.json:
+        json.dump(f, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        table(f, time.time() - t0)
+
+
+def romfs(args):
+    """The .mpy build in a ROMFS image, mounted with vfs.VfsRom: the loader keeps
+    bytecode, string constants and qstr text in the image (py/persistentcode.c,
+    mp_reader_try_read_rom; v1.25+ with MICROPY_VFS_ROM, which the unix port has),
+    so what the GC heap holds is close to a frozen image's: the modules' objects,
+    their qstr entries and the raw-code records. Runs on the 64-bit unix port,
+    which CI has, where a frozen build needs MicroPython's source."""
+    t0 = time.time()
+    out, names, _ = build(False)
+    rdir = BUILD / "romfs"
+    shutil.rmtree(rdir, ignore_errors=True)
+    shutil.copytree(out, rdir, ignore=shutil.ignore_patterns("at"))
+    image = romfs_tool.image(out, rdir / "at.romfs")
+    exe = str(pathlib.Path(args.romfs).resolve()) if args.romfs else venv_tool("micropython")
+    if not exe:
+        raise SystemExit("heap32: no .venv/bin/micropython (make setup)")
+    stub = ROMFS_STUB % str(image)
+    bits = subprocess.run([exe, "-c", "import sys; print(64 if sys.maxsize > 2 ** 32 else 32)"], capture_output=True,
+                          text=True, env=dict(os.environ, MICROPYPATH=str(rdir))).stdout.strip()
+    # A MICROPYPATH without .frozen: an image with `at` frozen in must not serve it.
+    plan(rdir, names, lambda d: run_unix(exe, d, ["discover"], stub=stub)["discover"])
+    r = run_unix(exe, rdir, MODES, stub=stub)
+    f = figures(r, None)
+    f["form"] = "lib/ as .mpy in a ROMFS image, on %s (%s-bit)" % (exe, bits)
+    f["bits"] = int(bits)
     f["heapsize"] = HEAP
     f["date"] = time.strftime("%Y-%m-%d")
     if args.json:
