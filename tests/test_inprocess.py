@@ -5,6 +5,7 @@ Windows/RxBuf). No board, no sleeps: time moves when the test says. The
 firmware's modules import here over three stand-ins for what CPython lacks
 (time.ticks_*, micropython.schedule): the board tests cover the rest."""
 import errno
+import io
 import sys
 import time
 import types
@@ -412,6 +413,41 @@ def test_window_the_heap_cannot_give_is_asked_for_again(fw, monkeypatch):
     loop.advance(1)  # asked for again after RETRY_MS
     assert woken == [link]
     assert r.free(link) == 64 and w.lent == 1
+
+
+def test_window_the_heap_cannot_give_is_said_once_on_the_log(fw, monkeypatch):
+    clock, loop, at = fw
+    log = io.StringIO()
+    w = at.net.Windows(64, 5, lambda link: None, loop.later, log)
+    fail = [True]
+
+    def short(n):
+        if fail[0]:
+            raise MemoryError
+        return bytearray(n)
+
+    monkeypatch.setattr(at.net, "bytearray", short, raising=False)
+    links = [FakeLink(i) for i in range(3)]
+    rs = [at.net.RxBuf(w, False) for _ in links]
+    assert rs[0].free(links[0]) == 0 and rs[1].free(links[1]) == 0
+    assert log.getvalue() == ("at: no heap for a 64-byte passive receive window; "
+                              "the data waits in the sockets\n")  # once for the two
+    fail[0] = False
+    assert rs[0].free(links[0]) == 64
+    fail[0] = True
+    assert rs[2].free(links[2]) == 0
+    assert log.getvalue().count("no heap") == 2  # a new shortage after a window was had
+
+
+def test_window_taken_at_boot_is_kept_for_the_first_link(fw):
+    clock, loop, at = fw
+    w = at.net.Windows(8, 1, lambda link: None, loop.later)
+    b = bytearray(8)
+    w.keep(b)  # app.run: allocated before the command groups cut the heap up
+    w.reserve()  # AT+CIPRECVMODE=1 later takes no second one
+    assert w.spares == [b]
+    r = at.net.RxBuf(w, False)
+    assert r.free(FakeLink(0)) == 8 and r.buf is b
 
 
 # -- the data buffer of a board with a small heap ----------------------------------------------

@@ -48,6 +48,26 @@ def test_on_use_index_matches_the_groups():
     assert r.stdout.strip() == "[]", "ON_USE must read: %s" % r.stdout
 
 
+TABLE_CHECK = """
+from at import commands
+n = sum(len(__import__("at.commands." + g, None, None, ("COMMANDS",)).COMMANDS) for g in commands.CORE)
+n += sum(len(entry) - 1 for entry in commands.ON_USE)
+print(n, commands.TABLE)
+"""
+
+
+def test_command_table_made_big_enough_at_boot():
+    """The engine's table is made at boot with room for commands.TABLE commands
+    (engine.sized): every built-in one fits, with room for a few of
+    user_commands.py's, so it never grows while the groups load."""
+    mp = ROOT / ".venv" / "bin" / "micropython"
+    r = subprocess.run([str(mp), "-c", TABLE_CHECK], capture_output=True, text=True,
+                       env={"MICROPYPATH": str(ROOT / "lib")}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    n, room = map(int, r.stdout.split())
+    assert n + 8 <= room, "%d commands at boot, room for %d: raise commands.TABLE" % (n, room)
+
+
 def _module_imports(path):
     """The at.* modules a module imports when it is imported (not inside functions)."""
     import ast

@@ -8,6 +8,7 @@ from at.output import Output
 from at.store import Store
 from at.engine import Engine, READY, DATA_MAX, DATA_SMALL
 from at import commands, fwstate
+from at.net import WINDOW
 
 RX_CHUNK = 4096  # UART bytes per read
 RX_CHUNK_SMALL = 1024  # ... on a board with a small heap (board.small_heap: an ESP32 without PSRAM)
@@ -18,7 +19,7 @@ def build(board):
     loop = Loop()
     small = board.small_heap
     out = Output(loop, board.uart, output.SIZE_SMALL if small else output.SIZE)
-    eng = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX)
+    eng = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX, commands.TABLE)
     eng.board = board
     eng.cfg = Store(board.log)
     commands.load(eng)
@@ -27,11 +28,17 @@ def build(board):
 
 
 def run(board):
-    # The big, long-lived buffer first, while the heap is still in one piece: after
+    # The big, long-lived buffers first, while the heap is still in one piece: after
     # the command groups are in, the free heap can be in holes smaller than 4 KB.
-    chunk = RX_CHUNK_SMALL if board.small_heap else RX_CHUNK
+    # A small heap's one passive receive window too (net.Windows), or passive links
+    # may never find 5,760 bytes in one block.
+    small = board.small_heap
+    chunk = RX_CHUNK_SMALL if small else RX_CHUNK
     rx = bytearray(chunk)
+    window = bytearray(WINDOW) if small else None
     eng = build(board)
+    if window:
+        eng.net.windows.keep(window)
     loop = eng.loop
     uart = board.uart
 

@@ -54,8 +54,22 @@ class Later:
         self.load = load
 
 
+def sized(n):
+    """An empty dict and an empty list with room for n items each, made in one
+    piece now: they never grow while the command groups load (growing takes a
+    new, bigger block, which a heap the imports have cut up may not have).
+    MicroPython keeps the room: a dict reuses its deleted slots (py/map.c), a
+    list keeps its allocation when a slice is deleted (py/objlist.c)."""
+    d = dict.fromkeys(range(n))
+    for k in range(n):
+        del d[k]
+    rows = [None] * n
+    del rows[:]
+    return d, rows
+
+
 class Engine(Waits):
-    def __init__(self, loop, out, log=None, dsize=DATA_MAX):
+    def __init__(self, loop, out, log=None, dsize=DATA_MAX, rows=0):
         self.loop = loop
         self.out = out
         self.log: "Any" = log or sys.stderr
@@ -72,8 +86,7 @@ class Engine(Waits):
         self.ota_state = 0  # OTA group: +CIPUPDATE's state (at/fwfiles.py), set by at/ota.py as it goes
         self.ota_task: "Any" = None  # OTA group: the non-blocking update's Task
         self.ota_busy = False  # OTA group: an update runs (either mode)
-        self.table = {}
-        self.rows = []
+        self.table, self.rows = sized(rows)  # name -> row; the rows in ESP-AT's order
         self.echo = True
         self.syslog = 0
         self.task: "Any" = None

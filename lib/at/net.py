@@ -44,13 +44,13 @@ class Windows:
     holds none. At most `most` are out at once (a board without PSRAM lends one);
     a link that finds none leaves its data in the socket (the TCP window closes,
     the peer waits, nothing is lost) until one comes back. The first one is
-    reserved (allocated and kept) when passive receive is switched on, or at
-    boot on a board with a small heap: after boot, such a heap has kilobytes
-    free but in holes, none of them 5,760 bytes (measured: BENCHMARKS.md,
-    "Heap"). A buffer given back is kept for the next link, so a steady stream
-    allocates nothing."""
+    reserved (allocated and kept) when passive receive is switched on; a board
+    with a small heap takes it at boot before anything else (app.run, keep()):
+    after boot, such a heap has kilobytes free but in holes, none of them 5,760
+    bytes (measured: BENCHMARKS.md, "Heap"). A buffer given back is kept for the
+    next link, so a steady stream allocates nothing."""
 
-    def __init__(self, size, most, wake, later):
+    def __init__(self, size, most, wake, later, log=None):
         self.size = size
         self.most = most
         self.lent = 0
@@ -58,7 +58,9 @@ class Windows:
         self.waiting: "list[Any]" = []  # links stalled for want of a window
         self.wake = wake  # wake(link): read it again
         self.later = later  # loop.later
+        self.log = log
         self._retry = None
+        self._short = False  # the heap had no window last time: said once on the log
 
     def get(self, link):
         b = None
@@ -68,11 +70,16 @@ class Windows:
             else:
                 try:
                     b = bytearray(self.size)
+                    self._short = False
                 except MemoryError:
                     # No block that big now: try again in a while (other links'
                     # buffers, a finished send give heap back), or when one comes back.
                     if self._retry is None:
                         self._retry = self.later(RETRY_MS, self._again)
+                    if not self._short and self.log:
+                        self.log.write("at: no heap for a %d-byte passive receive window; "
+                                       "the data waits in the sockets\n" % self.size)
+                    self._short = True
         if b is None:
             if link not in self.waiting:
                 self.waiting.append(link)
@@ -88,6 +95,11 @@ class Windows:
                 self.spares.append(bytearray(self.size))
             except MemoryError:
                 pass
+
+    def keep(self, b):
+        """A window allocated at boot before the heap was cut up (app.run)."""
+        if not self.spares and not self.lent:
+            self.spares.append(b)
 
     def _again(self):
         self._retry = None
@@ -233,12 +245,11 @@ class Net:
         self.sto = 180  # AT+CIPSTO, seconds
         self._sto_timer = None
         self.rxv = memoryview(sock.SCRATCH)  # active reads, shared (see sock.py)
-        # A board with a small heap lends one window at a time, allocated at boot;
-        # others up to one per link, the first when passive receive is switched on.
+        # A board with a small heap lends one window at a time, allocated at boot
+        # (app.run hands it over: keep()); others up to one per link, the first
+        # when passive receive is switched on.
         small = eng.board.small_heap
-        self.windows = Windows(WINDOW, 1 if small else MAX_LINKS, self._window_back, self.loop.later)
-        if small:
-            self.windows.reserve()
+        self.windows = Windows(WINDOW, 1 if small else MAX_LINKS, self._window_back, self.loop.later, eng.log)
         self._paused = []
         self._on_drained = self._resume  # one bound method: when_drained keeps a callback once, by identity
         r = os.urandom(2)

@@ -16,6 +16,7 @@
 from at.engine import Later
 
 CORE = ("basic", "wifi", "tcpip", "sendx", "passthrough")
+TABLE = 96  # room in the command table, made at boot before the groups load (tests/test_static.py)
 ON_USE = (
     ("ssl",
         ("+CIPSSLCCONF", "0110"), ("+CIPSSLCCIPHER", "0110"), ("+CIPSSLCCN", "0110"), ("+CIPSSLCSNI", "0110"),
