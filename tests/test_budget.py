@@ -18,9 +18,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KB = 1024
 # 32-bit bytes of GC heap (gc.mem_alloc() after gc.collect()):
-READY_MPY = 139 * KB  # at `ready`, lib/ as .mpy, a WROOM's sizes (2026-12-06: 141,120)
-ALL_MPY = 206 * KB  # every group and service imported (2026-12-06: 209,968)
-# Frozen into the image (a WROOM's way): at `ready` (2026-12-06: 43,872, of which
+READY_MPY = 139 * KB  # at `ready`, lib/ as .mpy, a WROOM's sizes (2026-12-06: 141,632)
+ALL_MPY = 206 * KB  # every group and service imported (2026-12-06: 210,432)
+# Frozen into the image (a WROOM's way): at `ready` (2026-12-06: 43,824, of which
 # 5,760 is the passive window a small heap must take at boot), so that the working
 # set (tests/test_workset.py: about 9 KB more, BENCHMARKS.md "Heap") stays inside
 # the first 56 KB of GC heap. Needs a 32-bit MicroPython with lib/at frozen
@@ -34,7 +34,7 @@ READY_FROZEN = 43 * KB
 # (about 10 KB: on the 32-bit build, 54,544 bytes at `ready` from ROMFS against 43,872
 # frozen) and the qstr pools' entries, which are left out here (their growth comes in
 # doublings, frozen has none). 64-bit bytes, without the qstr pools, at `ready`
-# (2026-12-06: 103,904 - 18,397 = 85,507). Any boot-time buffer or object added to the
+# (2026-12-06: 103,840 - 18,421 = 85,419). Any boot-time buffer or object added to the
 # frozen image shows here byte for byte (a bytearray costs the same on both word sizes).
 READY_ROMFS64 = 85 * KB
 
