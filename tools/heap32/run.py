@@ -355,6 +355,11 @@ def frozen(args):
     plan(fdir, names, lambda d: run_unix(exe, d, ["discover"], path)["discover"])
     f = figures(run_unix(exe, fdir, MODES, path), None)
     f["form"] = "lib/at frozen into %s" % exe
+    report(f, args, t0)
+
+
+def report(f, args, t0):
+    """One unix run's figures (--frozen, --romfs): as JSON or as the table."""
     f["heapsize"] = HEAP
     f["date"] = time.strftime("%Y-%m-%d")
     if args.json:
@@ -389,13 +394,7 @@ def romfs(args):
     f = figures(r, None)
     f["form"] = "lib/ as .mpy in a ROMFS image, on %s (%s-bit)" % (exe, bits)
     f["bits"] = int(bits)
-    f["heapsize"] = HEAP
-    f["date"] = time.strftime("%Y-%m-%d")
-    if args.json:
-        json.dump(f, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        table(f, time.time() - t0)
+    report(f, args, t0)
 
 
 if __name__ == "__main__":
