@@ -2,7 +2,7 @@
 # AT+RESTORE, AT+SYSSTORE, AT+SYSMSG, AT+SYSLOG, AT+SYSRAM, AT+UART_CUR/DEF.
 import sys
 from at import parse
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
+from at.errors import fail, EXEC_FAIL
 from at.version import VERSION, AT_VERSION, BUILD
 from at.commands import row
 

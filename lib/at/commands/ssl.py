@@ -2,7 +2,7 @@
 # AT+CIPSSLCCN, AT+CIPSSLCSNI, AT+CIPSSLCALPN, AT+CIPSSLCPSK, AT+CIPSSLCPSKHEX,
 # and the deprecated AT+CIPSSLSIZE. The TLS contexts are built in at/sslconf.py.
 from at import parse, sslconf, caps
-from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM, E_NOT_HERE
+from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, E_NOT_HERE
 from at.net import MAX_LINKS
 from at.commands import row
 

@@ -5,11 +5,10 @@
 # (AT+CIPRECVTYPE, AT+CIPRECVDATA, AT+CIPRECVLEN) and AT+CIPTCPOPT.
 # The link table itself lives in at/net.py; the long and extended sends
 # (AT+CIPSENDL, AT+CIPSENDEX) in at/commands/sendx.py.
-import socket
 from at import parse
 from at.engine import SEND_OK, SEND_FAIL, DATA_MAX
 from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM
-from at.net import Net, MAX_LINKS, is_ipv4
+from at.net import Net, MAX_LINKS
 from at.sock import errno_of, ETIMEDOUT
 from at import passthrough, caps
 from at.commands import row

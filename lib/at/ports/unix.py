@@ -52,7 +52,7 @@ class Uart:
 
 
 # Radio states: what radio.status() reports (named in at/wifi.py).
-from at.wifi import IDLE, CONNECTING, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED  # noqa: E402
+from at.wifi import IDLE, ASSOCIATED, GOT_IP, WRONG_PASSWORD, NO_AP, FAILED  # noqa: E402
 # <pairwise_cipher>,<group_cipher> an AP of a given <ecn> uses unless its entry says.
 _CIPHERS = {0: (0, 0), 1: (1, 1), 2: (3, 3)}  # else CCMP (4, 4)
 
