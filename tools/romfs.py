@@ -13,13 +13,14 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-# Run by the unix port with -c: mount the image at /rom, put /rom where ".frozen"
-# is on sys.path (a frozen image's place), then run the script as `micropython
-# <script> <args>` would. The image's bytes are one block of the GC heap, taken
-# before anything else.
-BOOT = ("import sys, vfs\n"
-        "vfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom')\n"
-        "sys.path.insert(sys.path.index('.frozen') if '.frozen' in sys.path else 0, '/rom')\n"
+# Run by the unix port: mount the image at /rom and put /rom where ".frozen" is on
+# sys.path (a frozen image's place), or first. The image's bytes are one block of
+# the GC heap, taken before anything else.
+MOUNT = ("import sys, vfs\n"
+         "vfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom')\n"
+         "sys.path.insert(sys.path.index('.frozen') if '.frozen' in sys.path else 0, '/rom')\n")
+# ... then run the script as `micropython <script> <args>` would (with -c).
+BOOT = (MOUNT +
         "sys.argv.clear()\n"
         "sys.argv.extend(%r)\n"
         "sys.path[0] = sys.argv[0].rpartition('/')[0]\n"
@@ -54,6 +55,11 @@ def image(src, dst, top="at"):
     dst = pathlib.Path(dst)
     dst.write_bytes(w.finalise())
     return dst
+
+
+def mount(img):
+    """The program that mounts img (run before another in the same -c)."""
+    return MOUNT % str(img)
 
 
 def boot(img, argv):

@@ -33,10 +33,6 @@ PKG = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript
 HOST_ONLY = ("at/ports/unix.py", "at/ports/air.py")  # as tools/deploy.py: never on a board
 HEAP = 4 * 1024 * 1024  # big enough that neither port ever grows or runs short
 STUB = "import gc\ngc.collect()\n_e = gc.mem_alloc()\nimport heap32_probe\nheap32_probe.main(%r, _e)\n"
-# --romfs: the image is read and mounted before the first figure (so neither its
-# bytes nor the mount count), and /rom goes first on sys.path.
-ROMFS_STUB = ("import gc, sys, vfs\n_rom = open(%r, 'rb').read()\nvfs.mount(vfs.VfsRom(_rom), '/rom')\n"
-              "sys.path.insert(0, '/rom')\n")
 MODES = ("steps", "modules", "objects")
 
 # The steps, each the difference from the previous one.
@@ -385,15 +381,14 @@ def romfs(args):
     exe = str(pathlib.Path(args.romfs).resolve()) if args.romfs else venv_tool("micropython")
     if not exe:
         raise SystemExit("heap32: no .venv/bin/micropython (make setup)")
-    stub = ROMFS_STUB % str(image)
-    bits = subprocess.run([exe, "-c", "import sys; print(64 if sys.maxsize > 2 ** 32 else 32)"], capture_output=True,
-                          text=True, env=dict(os.environ, MICROPYPATH=str(rdir))).stdout.strip()
-    # A MICROPYPATH without .frozen: an image with `at` frozen in must not serve it.
+    # Mounted before the first figure (neither the image's bytes nor the mount count);
+    # a MICROPYPATH without .frozen puts /rom first: an image with `at` frozen in must not serve it.
+    stub = romfs_tool.mount(image)
     plan(rdir, names, lambda d: run_unix(exe, d, ["discover"], stub=stub)["discover"])
     r = run_unix(exe, rdir, MODES, stub=stub)
     f = figures(r, None)
-    f["form"] = "lib/ as .mpy in a ROMFS image, on %s (%s-bit)" % (exe, bits)
-    f["bits"] = int(bits)
+    f["bits"] = 64 if r["steps"]["impl"][2] else 32  # the probe's sys.maxsize > 2 ** 32
+    f["form"] = "lib/ as .mpy in a ROMFS image, on %s (%d-bit)" % (exe, f["bits"])
     report(f, args, t0)
 
 

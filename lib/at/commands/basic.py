@@ -148,8 +148,7 @@ def init(eng):
             eng.log.write("at: bad saved UART configuration %r; using 115200,8,1,0,0\n" % (c,))
             c = [115200, 8, 1, 0, 0]
             break
-    if list(c) != list(eng.board.uart.config):
-        eng.board.uart.configure(*c)
+    _switch(eng, c)
 
 
 def q_uart_cur(eng):
