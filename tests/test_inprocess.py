@@ -334,6 +334,51 @@ def test_pump_room_limits_the_data_and_sends_the_last_bytes_at_once(fw):
     assert peer.writes == [b"abcde"]  # at once, no interval
 
 
+# -- the UART backlog: active reads land in its buffer --------------------------------------
+
+class Uart:
+    """A UART that takes at most `take` bytes per write (an ESP32's TX ring with little room)."""
+
+    def __init__(self, take):
+        self.take = take
+        self.got = bytearray()
+        self.obj = object()
+
+    def write(self, b):
+        n = min(self.take, len(b))
+        self.got += bytes(b[:n])
+        return n
+
+    @staticmethod
+    def retry_ms():
+        return 5
+
+
+def test_a_read_into_the_backlog_leaves_with_its_header_and_what_waits_stays_in_order(fw):
+    clock, loop, at = fw
+    from at.output import Output, HEAD
+    uart = Uart(100)
+    out = Output(loop, uart, 3072)
+    room = out.room()
+    assert len(room) == 3072 - HEAD >= 2920
+    data = bytes(range(256)) * 11 + bytes(2920 - 2816)
+    room[:2920] = data  # what readinto() puts there
+    hdr = b'\r\n+IPD,4,2920,"1234:5678:9abc:def0:1234:5678:9abc:def0",65535:'
+    assert len(hdr) <= HEAD
+    out.send_read(hdr, 2920)
+    assert bytes(uart.got) == (hdr + data)[:100] and out.blocked
+    out.write(b"\r\nOK\r\n")  # a reply that comes while the read waits goes after it
+    uart.take = 1000
+    while out.blocked:
+        loop.advance(5)
+    assert bytes(uart.got) == hdr + data + b"\r\nOK\r\n"
+    assert (out.s, out.e, out.more) == (0, 0, [])
+    uart.got.clear()
+    room[:5] = b"hello"  # the next read: the same buffer, free again
+    out.send_read(b"", 5)  # passthrough: no header
+    assert bytes(uart.got) == b"hello" and not out.blocked
+
+
 # -- passive windows ---------------------------------------------------------------------------
 
 class FakeLink:
@@ -534,9 +579,16 @@ class Out:
     def __init__(self):
         self.data = bytearray()
         self.blocked = False
+        self.buf = bytearray(4096)
 
     def write(self, b, droppable=False):
         self.data += b
+
+    def room(self):
+        return memoryview(self.buf)[80:]
+
+    def send_read(self, hdr, n):
+        self.data += hdr + self.buf[80:80 + n]
 
     def take(self):
         b = bytes(self.data)

@@ -48,10 +48,12 @@ STREAM = _Data()
 
 class Later:
     """The handler slot of a command whose group is not imported yet: the first
-    use imports it (load(engine) puts the group's rows in the table)."""
+    use imports it (load(engine, name) puts the group's rows in the table). One
+    per group, shared by its rows (no closure each: a WROOM counts the bytes)."""
 
-    def __init__(self, load):
+    def __init__(self, load, name):
         self.load = load
+        self.name = name
 
 
 def sized(n):
@@ -302,7 +304,7 @@ class Engine(Waits):
                 raise ATError(code(UNSUPPORTED))
             fn = row[kind]
             if type(fn) is Later:
-                fn.load(self)
+                fn.load(self, fn.name)
                 fn = self.table[name][kind]
             if fn is None:
                 raise ATError(code(OP_ERROR))

@@ -14,7 +14,7 @@ from at.sock import errno_of, EAGAIN
 from at.loop import POLLERR
 
 MAX_LINKS = 5
-RX_SIZE = len(sock.SCRATCH)  # bytes read per +IPD, ESP-AT's two TCP segments
+RX_SIZE = 2920  # bytes read per +IPD at most, ESP-AT's two TCP segments
 READS_PER_TURN = 4  # reads of one TCP link per loop turn at most
 SMALL_READ = 256  # a TLS read when the heap has no block of RX_SIZE left
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
@@ -244,7 +244,7 @@ class Net:
         self.maxconn = MAX_LINKS
         self.sto = 180  # AT+CIPSTO, seconds
         self._sto_timer = None
-        self.rxv = memoryview(sock.SCRATCH)  # active reads, shared (see sock.py)
+        self.room = self.out.room()[:RX_SIZE]  # active reads land in the UART backlog's buffer (at/output.py)
         # A board with a small heap lends one window at a time, allocated at boot
         # (app.run hands it over: keep()); others up to one per link, the first
         # when passive receive is switched on.
@@ -608,7 +608,7 @@ class Net:
         turns = READS_PER_TURN
         while True:
             if b is None:
-                mv = self.rxv
+                mv = self.room
             else:
                 if not b.free(link):
                     # Window full (or none free): stop reading; the peer's sends
@@ -643,11 +643,13 @@ class Net:
                 self._peer_closed(link)
                 return
             link.last = time.ticks_ms()
-            data = d if d is not None else mv[:n]
-            if raw:
-                self.out.write(data)
+            if b is None and d is None:
+                # in the backlog's buffer already: its header in front, one write
+                self.out.send_read(b"" if raw else self.header(link, n, link.host, link.port), n)
+            elif raw:
+                self.out.write(d)
             elif b is None:
-                self.deliver(link, data, n, link.host, link.port)
+                self.deliver(link, d, n, link.host, link.port)
             else:
                 b.e += n
                 self.notify(link)
@@ -666,8 +668,8 @@ class Net:
                 self._pause(link)
                 return
 
-    def deliver(self, link, data, n, ip, port):
-        """Active receive: "+IPD" in the format AT+CIPMUX and AT+CIPDINFO select."""
+    def header(self, link, n, ip, port):
+        """Active receive's "+IPD", in the format AT+CIPMUX and AT+CIPDINFO select."""
         if self.mux:
             hdr = "\r\n+IPD,%d,%d" % (link.id, n)
         else:
@@ -676,7 +678,11 @@ class Net:
             hdr += ',"%s",%d:' % (ip, port)
         else:
             hdr += ":"
-        self.out.write(hdr.encode())
+        return hdr.encode()
+
+    def deliver(self, link, data, n, ip, port):
+        """Active receive of data that is not in the backlog's buffer (a datagram, a TLS record)."""
+        self.out.write(self.header(link, n, ip, port))
         self.out.write(data)
 
     def notify(self, link):

@@ -18,12 +18,18 @@
 # heap is where a MemoryError comes from): the socket readers pause as soon as
 # anything waits, so it holds at most one +IPD and a few replies; what a long
 # reply adds beyond it goes to a list of chunks, the only allocation here.
+#
+# The same buffer is where an active link's data is read: the readers read only
+# while nothing waits, so the buffer is free then; its +IPD header goes just in
+# front of the data and both leave in one UART write, and what the UART does not
+# take is the backlog where it lies. No second buffer and no copy.
 import time
 
 SIZE = 4096  # the backlog buffer: one +IPD (2,920 bytes) and its header, and replies
 SIZE_SMALL = 3072  # ... on a board with a small heap: one +IPD and its header
 LONG = 2048  # backlog bytes beyond which reports are dropped
 HARD = 16384  # backlog bytes beyond which the UART input pauses too
+HEAD = 80  # room in front of a read for its header: the longest +IPD header is 68 bytes (an IP address is 45 characters at most)
 
 
 class Output:
@@ -74,6 +80,21 @@ class Output:
         n = self.uart.write(data) or 0
         if n < len(data):
             self._keep(memoryview(data)[n:])
+            self.blocked = True
+            self._arm()
+
+    def room(self):
+        """Where a socket read may land, to be sent with send_read(): the buffer
+        past the room for a header. Only while nothing waits (the readers pause
+        when something does)."""
+        return memoryview(self.buf)[HEAD:]
+
+    def send_read(self, hdr, n):
+        """Write hdr (bytes, HEAD at most) and the n bytes read into room()."""
+        s = HEAD - len(hdr)
+        self.buf[s:HEAD] = hdr
+        self.s, self.e = s, HEAD + n
+        if not self._push():
             self.blocked = True
             self._arm()
 

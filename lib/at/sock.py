@@ -66,17 +66,19 @@ def read_into(ss, mv):
         return None
 
 
-# The one scratch buffer for reads that are consumed before the loop turns: an
-# active link's +IPD data (written on, or copied into the UART backlog, at once)
-# and a DNS or mDNS answer (parsed before its task yields). Allocated once at
-# boot: in a heap that command groups loaded on first use have fragmented, a
-# fresh 1,500-byte block per packet may not exist (the mDNS query failed so).
-SCRATCH = bytearray(2920)  # ESP-AT's largest +IPD: two TCP segments
+# The buffer of DNS and mDNS answers (parsed before their task yields), made on
+# the first one and kept: a fresh block per packet may not exist in a heap that
+# command groups loaded on first use have cut up (an mDNS query failed so). An
+# answer longer than one Ethernet frame's payload is cut, as a short read cuts it.
+_ANSWER = 1472
+_answers: "list[memoryview]" = []
 
 
 def datagram(s):
-    """The next datagram on s, as a memoryview of the scratch buffer (valid only
+    """The next datagram on s, as a memoryview of the answer buffer (valid only
     until the next read: parse it before yielding), or None if none is there."""
-    mv = memoryview(SCRATCH)
+    if not _answers:
+        _answers.append(memoryview(bytearray(_ANSWER)))
+    mv = _answers[0]
     n = read_into(s, mv)
     return None if n is None else mv[:n]

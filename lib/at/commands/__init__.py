@@ -61,7 +61,7 @@ def drop(module):
 
 
 def index_rows(name, index):
-    later = Later(lambda eng: group(eng, name))
+    later = Later(group, name)
     return [(cmd,) + tuple(later if f == "1" else None for f in forms) for cmd, forms in index]
 
 
