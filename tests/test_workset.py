@@ -24,14 +24,34 @@ from peers import TcpServer, free_port, hold, sha, sink, wait_for
 SIZE = 20000  # per passive link
 SENDL = 200000  # through AT+CIPSENDL meanwhile
 # The frozen WROOM's working set as CI holds it: the GC heap the five links take
-# beyond `ready` (live bytes after a collection, AT+SYSRAM on the unix personality),
-# on the 64-bit unix port running the firmware in place from a ROMFS image
-# (tools/vboard.py --romfs, a frozen image's stand-in) with a WROOM's sizes.
-# 2026-12-06: 5,568 bytes; the same run on the 32-bit 1.27.0 build: 2,880 from ROMFS,
-# 2,912 frozen (BENCHMARKS.md "Heap"). Live bytes only: the heap a chip needs for it
-# is larger by the holes and the garbage between collections (about 9.7 KB free at
-# `ready` on the 32-bit frozen build, the smallest heap that served it).
+# beyond `ready` (live bytes after a collection), on the 64-bit unix port running the
+# firmware in place from a ROMFS image (tools/vboard.py --romfs, a frozen image's
+# stand-in) with a WROOM's sizes, on each personality.
+# Unix personality, 2026-12-06: 5,568 bytes; the same run on the 32-bit 1.27.0 build:
+# 2,880 from ROMFS, 2,912 frozen (BENCHMARKS.md "Heap"). Live bytes only: the heap a
+# chip needs for it is larger by the holes and the garbage between collections (about
+# 9 KB free at `ready` on the 32-bit frozen build, the smallest heap that served it).
 WORKSET_ROMFS64 = 6 * 1024
+# The ESP32 twin: its ESP32 adapter, with the twin's own stand-ins for lwIP's sockets
+# in the same heap (a Python object per socket where the chip has a C one), so its
+# figure is bigger than the firmware's share. 2026-12-07: 6,560 bytes.
+WORKSET_TWIN64 = 7 * 1024
+
+# The readout: a command of the test's own, dropped on the board's filesystem as a
+# user would (README "Adding a command"): AT+SYSRAM reports the IDF heap on the twin,
+# as ESP-AT does on a chip, and MicroPython's GC heap on the unix personality.
+GC_COMMAND = """\
+import gc
+from at.commands import row
+
+
+def q_gcheap(eng):
+    gc.collect()
+    eng.reply("+GCHEAP:%d" % gc.mem_alloc())
+
+
+COMMANDS = [row("+GCHEAP", query=q_gcheap)]
+"""
 
 
 def recv_lens(d):
@@ -116,25 +136,28 @@ def five_links(d, host_ip, at_peak=None):
 
 
 def gc_used(d):
-    """GC heap in use after a collection: AT+SYSRAM=<caps> on the unix personality
-    reports its GC heap (largest block, free, lowest free, total)."""
-    r = d.cmd("AT+SYSRAM=1")
-    free, total = [int(x) for x in re.search(rb"\+SYSRAM:([\d,]+)", r).group(1).split(b",")][1::2]
-    return total - free
+    """GC heap in use after a collection, by the test's own AT+GCHEAP? (GC_COMMAND)."""
+    r = d.cmd("AT+GCHEAP?")
+    return int(re.search(rb"\+GCHEAP:(\d+)", r).group(1))
 
 
 @pytest.mark.timeout(180)
 def test_working_set_heap_within_budget(opts, host_ip, tmp_path):
-    """The working set's GC heap beyond `ready`, in the units CI has (above)."""
+    """The working set's GC heap beyond `ready`, in the units CI has (above), on this
+    run's personality."""
     if opts.port:
         pytest.skip("a virtual board's own heap")
-    if opts.board == "esp32":
-        pytest.skip("the twin's AT+SYSRAM reports its IDF heap model; the unix personality runs the same core")
     # The project's 64-bit unix port and a heap of plenty, whatever VBOARD_MICROPYTHON
     # and VBOARD_HEAP ask of the other boards (live bytes do not depend on the heap).
     mp = pathlib.Path(sys.executable).parent / "micropython"
-    extra = ["--board", "unix", "--romfs", "--target", "wroom", "--micropython", str(mp)]
-    with own_board(tmp_path / "flash", tmp_path / "log.txt", heap=str(1 << 20), extra=extra) as d:
+    extra = ["--board", opts.board, "--romfs", "--micropython", str(mp)]
+    if opts.board == "unix":
+        extra += ["--target", "wroom"]  # the twin is a WROOM already
+    budget = WORKSET_TWIN64 if opts.board == "esp32" else WORKSET_ROMFS64
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "user_commands.py").write_text(GC_COMMAND)
+    with own_board(flash, tmp_path / "log.txt", heap=str(1 << 20), extra=extra) as d:
         d.reset()
         d.ok("ATE0")
         ready = gc_used(d)
@@ -142,8 +165,10 @@ def test_working_set_heap_within_budget(opts, host_ip, tmp_path):
         peak = []
         five_links(d, host_ip, at_peak=lambda d: peak.append(gc_used(d)))
         grew = max(peak) - ready
-        assert grew <= WORKSET_ROMFS64, (
-            "the working set takes %d bytes of 64-bit GC heap beyond ready (budget %d)" % (grew, WORKSET_ROMFS64))
+        print("working set: %d bytes of 64-bit GC heap beyond ready (%s personality)" % (grew, opts.board))
+        assert grew <= budget, (
+            "the working set takes %d bytes of 64-bit GC heap beyond ready on the %s personality (budget %d)" % (
+                grew, opts.board, budget))
 
 
 @pytest.mark.timeout(180)
