@@ -27,6 +27,58 @@ def chip_errno(name, esp32):
     return NEWLIB[name] if esp32 else getattr(errno, name)
 
 
+# The GC heap of a virtual board, read through a command of the reader's own, dropped
+# on the board's filesystem as user_commands.py, as a user adds a command (README
+# "Adding a command"): AT+SYSRAM reports the IDF heap on the twin, as ESP-AT does.
+# AT+GCHEAP? -> +GCHEAP:<in use now>,<most in use at a sample since the last query>,
+# both after a collection; AT+GCHEAP=<ms> samples every ms while commands run (0: stop).
+GC_HEAP_COMMAND = """\
+import gc
+from at import parse
+from at.commands import row
+
+_s = [0, 0]  # the peak sampled since the last query, the sampling period (ms)
+
+
+def _used():
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def _sample(eng):
+    if _s[1]:
+        _s[0] = max(_s[0], _used())
+        eng.loop.later(_s[1], lambda: _sample(eng))
+
+
+def q_gcheap(eng):
+    now = _used()
+    eng.reply("+GCHEAP:%d,%d" % (now, max(now, _s[0])))
+    _s[0] = now
+
+
+def s_gcheap(eng, a):
+    parse.count(a, 1, 1)
+    ms = parse.num(a, 0, 0, 10000)
+    start = ms and not _s[1]
+    _s[1] = ms
+    if start:
+        _sample(eng)
+
+
+COMMANDS = [row("+GCHEAP", query=q_gcheap, set=s_gcheap)]
+"""
+
+
+def gc_heap(d):
+    """(GC heap in use now, the most sampled since the last query) through AT+GCHEAP?."""
+    r = d.cmd("AT+GCHEAP?")
+    m = re.search(rb"\+GCHEAP:(\d+),(\d+)", r)
+    if not m:
+        raise AssertionError("AT+GCHEAP? -> %r" % r)
+    return int(m.group(1)), int(m.group(2))
+
+
 class Timeout(AssertionError):
     pass
 

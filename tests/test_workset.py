@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from board import own_board
+from board import GC_HEAP_COMMAND, gc_heap, own_board
 from peers import TcpServer, free_port, hold, sha, sink, wait_for
 
 SIZE = 20000  # per passive link
@@ -36,22 +36,6 @@ WORKSET_ROMFS64 = 6 * 1024
 # in the same heap (a Python object per socket where the chip has a C one), so its
 # figure is bigger than the firmware's share. 2026-12-07: 6,560 bytes.
 WORKSET_TWIN64 = 7 * 1024
-
-# The readout: a command of the test's own, dropped on the board's filesystem as a
-# user would (README "Adding a command"): AT+SYSRAM reports the IDF heap on the twin,
-# as ESP-AT does on a chip, and MicroPython's GC heap on the unix personality.
-GC_COMMAND = """\
-import gc
-from at.commands import row
-
-
-def q_gcheap(eng):
-    gc.collect()
-    eng.reply("+GCHEAP:%d" % gc.mem_alloc())
-
-
-COMMANDS = [row("+GCHEAP", query=q_gcheap)]
-"""
 
 
 def recv_lens(d):
@@ -136,9 +120,8 @@ def five_links(d, host_ip, at_peak=None):
 
 
 def gc_used(d):
-    """GC heap in use after a collection, by the test's own AT+GCHEAP? (GC_COMMAND)."""
-    r = d.cmd("AT+GCHEAP?")
-    return int(re.search(rb"\+GCHEAP:(\d+)", r).group(1))
+    """GC heap in use after a collection (board.GC_HEAP_COMMAND, installed by the caller)."""
+    return gc_heap(d)[0]
 
 
 @pytest.mark.timeout(180)
@@ -156,7 +139,7 @@ def test_working_set_heap_within_budget(opts, host_ip, tmp_path):
     budget = WORKSET_TWIN64 if opts.board == "esp32" else WORKSET_ROMFS64
     flash = tmp_path / "flash"
     flash.mkdir()
-    (flash / "user_commands.py").write_text(GC_COMMAND)
+    (flash / "user_commands.py").write_text(GC_HEAP_COMMAND)  # AT+GCHEAP?
     with own_board(flash, tmp_path / "log.txt", heap=str(1 << 20), extra=extra) as d:
         d.reset()
         d.ok("ATE0")

@@ -136,9 +136,10 @@ def frozen_targets(ctx):
     ctx.row("heap32", "WROOM, frozen: working set beyond ready", "%d B" % need,
             "first heap area %d B" % FIRST_AREA,
             "peak %d B = ready + working set (5 passive links, server, CIPSENDL, passthrough)" % (ready + need))
+    live_walk(ctx, exe)
 
 
-def workset_free(exe, lo=56 * 1024, hi=96 * 1024):
+def workset_free(exe, lo=48 * 1024, hi=96 * 1024):
     """Bytes free at ready with the smallest -X heapsize (from lo, WORKSET_STEP at a time)
     in which tests/test_workset.py passes on `exe` (the unix personality with a WROOM's
     sizes); None if none up to hi does."""
@@ -157,3 +158,89 @@ def workset_free(exe, lo=56 * 1024, hi=96 * 1024):
                 if m:
                     return int(m.group(1))
     return None
+
+
+WALK_HEAP = str(256 * 1024)  # plenty: live bytes do not depend on the heap
+WALK_SENDL = 10 * 1024 * 1024  # the issue's 10 MB AT+CIPSENDL
+WALK_PASSTHROUGH = 1024 * 1024  # up through passthrough, echoed back down
+WALK_SAMPLE_MS = 20  # AT+GCHEAP's sampling while a transfer runs
+
+
+def live_walk(ctx, exe):
+    """The frozen WROOM's live GC heap (after a collection, 32-bit bytes) step by step, on
+    the 32-bit build with a WROOM's sizes (unix personality): at ready, five TCP links
+    open, the peak sampled during a 10 MB AT+CIPSENDL and during a passthrough transfer.
+    Read through a command of the bench's own (tests/board.py GC_HEAP_COMMAND)."""
+    import tempfile
+    import time
+    from board import GC_HEAP_COMMAND, gc_heap, own_board
+    from peers import echo
+    with tempfile.TemporaryDirectory() as tmp:
+        flash = pathlib.Path(tmp) / "flash"
+        flash.mkdir()
+        (flash / "user_commands.py").write_text(GC_HEAP_COMMAND)
+        extra = ["--board", "unix", "--target", "wroom", "--micropython", exe]
+        sinks = TcpServer(ctx.host, sink)
+        echoes = TcpServer(ctx.host, echo)
+        try:
+            with own_board(flash, pathlib.Path(tmp) / "log.txt", heap=WALK_HEAP, extra=extra) as d:
+                d.reset()
+                d.ok("ATE0")
+                ready = gc_heap(d)[0]
+                d.ok('AT+CWJAP="%s","%s"' % (ctx.args.ssid, ctx.args.password), timeout=30)
+                d.ok("AT+CIPMUX=1")
+                for i in range(5):
+                    d.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (i, ctx.host, sinks.port), timeout=10)
+                links = gc_heap(d)[0]
+                d.ok("AT+GCHEAP=%d" % WALK_SAMPLE_MS)
+                d.write(b"AT+CIPSENDL=0,%d\r\n" % WALK_SENDL)
+                d.read_until(b">")
+                blob = os.urandom(64 * 1024)
+                for _ in range(WALK_SENDL // len(blob)):
+                    d.ser.write(blob)
+                d.read_until(b"SEND OK\r\n", timeout=120)
+                sendl = gc_heap(d)[1]
+                d.ok("AT+GCHEAP=0")
+                d.ok("AT+CIPCLOSE=5", timeout=10)
+                d.quiet(0.3)
+                d.ok("AT+CIPMUX=0")
+                d.ok('AT+CIPSTART="TCP","%s",%d' % (ctx.host, echoes.port), timeout=10)
+                d.ok("AT+CIPMODE=1")
+                gc_heap(d)
+                d.ok("AT+GCHEAP=%d" % WALK_SAMPLE_MS)
+                d.write(b"AT+CIPSEND\r\n")
+                d.read_until(b">")
+                back = 0
+                chunk = blob[:4096]
+                for _ in range(WALK_PASSTHROUGH // len(chunk)):
+                    d.ser.write(chunk)
+                    back += len(d.ser.read(65536))
+                deadline = time.monotonic() + 30
+                while back < WALK_PASSTHROUGH and time.monotonic() < deadline:
+                    back += len(d.ser.read(65536))
+                d.quiet(1.1)
+                d.write(b"+++")
+                d.quiet(1.1)
+                through = gc_heap(d)[1]
+                d.ok("AT+GCHEAP=0")
+                d.ok("AT+CIPMODE=0")
+                d.ok("AT+CIPCLOSE")
+        except AssertionError as e:
+            ctx.row("heap32", "WROOM, frozen: live walk FAILED", "-", note=str(e)[:120])
+            return
+        finally:
+            sinks.close()
+            echoes.close()
+    how = ("32-bit, after a collection (the interpreter's own objects in too; the unix personality "
+           "holds ~5.4 KB more at ready than the ESP32 adapter); peaks: %d ms samples" % WALK_SAMPLE_MS)
+    ctx.row("heap32", "WROOM, frozen: live at ready (with AT+GCHEAP)", "%d B" % ready, note=how)
+    ctx.row("heap32", "WROOM, frozen: live, 5 TCP links open", "%d B" % links, "at ready %d B" % ready,
+            "+%d B" % (links - ready))
+    ctx.row("heap32", "WROOM, frozen: live peak during a 10 MB AT+CIPSENDL", "%d B" % sendl,
+            "at ready %d B" % ready, "+%d B (5 links open)" % (sendl - ready))
+    ctx.row("heap32", "WROOM, frozen: live peak during passthrough (1 MiB each way)", "%d B" % through,
+            "at ready %d B" % ready, "+%d B%s" % (through - ready, "" if back >= WALK_PASSTHROUGH else
+                                                  " (only %d B came back)" % back))
+    ctx.row("heap32", "WROOM, frozen: an SSL link", "not measured",
+            note="the 32-bit build has no TLS; on a chip mbedTLS's buffers are the IDF heap's "
+                 "(BENCHMARKS.md: its objects ~2.3 KB by sizeof)")
