@@ -37,6 +37,21 @@ def test_raw_both_ways_and_exit(joined, echo_srv, host_ip):
     d.ok("AT+CIPCLOSE")
 
 
+def test_passive_receive_mode_does_not_apply_in_passthrough(joined, echo_srv, host_ip):
+    """AT+CIPRECVMODE "can not be used in the Network Passthrough Mode" (the spec): with
+    passive receive on, the link's data still comes raw, 10 KB of it, through and back."""
+    d = joined
+    d.ok("AT+CIPRECVMODE=1")
+    enter(d, host_ip, echo_srv.port)
+    blob = bytes(range(256)) * 40
+    d.write(blob)
+    assert d.read_exactly(len(blob), timeout=10) == blob  # no +IPD, no notice: the bytes
+    plus(d)
+    d.ok("AT+CIPMODE=0")
+    d.ok("AT+CIPCLOSE")
+    d.ok("AT+CIPRECVMODE=0")
+
+
 def test_quitt_with_sysmsg(joined, echo_srv, host_ip):
     d = joined
     d.ok("AT+SYSMSG=1")

@@ -19,7 +19,9 @@ import time
 import pytest
 
 from board import GC_HEAP_COMMAND, gc_heap, own_board
-from peers import TcpServer, free_port, hold, sha, sink, wait_for
+from peers import TcpServer, echo, free_port, hold, sha, sink, wait_for
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 SIZE = 20000  # per passive link
 SENDL = 200000  # through AT+CIPSENDL meanwhile
@@ -157,9 +159,12 @@ def test_working_set_heap_within_budget(opts, host_ip, tmp_path):
 @pytest.mark.timeout(180)
 def test_passthrough_both_ways(joined, echo_srv, host_ip):
     """Passthrough (AT+CIPMODE=1): 200 KB up and the same 200 KB echoed back."""
-    d = joined
+    passthrough_both_ways(joined, host_ip, echo_srv.port)
+
+
+def passthrough_both_ways(d, host_ip, port):
     d.ok("AT+CIPMUX=0")
-    d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, echo_srv.port))
+    d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, port))
     d.ok("AT+CIPMODE=1")
     d.write(b"AT+CIPSEND\r\n")
     d.read_until(b">")
@@ -178,3 +183,41 @@ def test_passthrough_both_ways(joined, echo_srv, host_ip):
     d.quiet(1.1)
     d.ok("AT+CIPMODE=0")
     d.ok("AT+CIPCLOSE")
+
+
+# The working set in a heap cut to a WROOM's measure, in CI's units (the 64-bit port, the
+# firmware in place from a ROMFS image, unix personality with a WROOM's sizes): the heap
+# beyond the image's bytes (one block of it). 2026-12-07: passes from 130,856 bytes
+# (233 KB with the 107,736-byte image) at every 1 KB step up to 250 KB; below, an
+# AT+CIPSTART answers ERROR (MemoryError, logged) and nothing else is lost. So this holds
+# a boot, and a working set, that must not come to need 6 KB more, nor depend on where
+# blocks land (BENCHMARKS.md: the boots that failed so). Not on the twin: its stand-ins
+# take some 300 KB of its heap, which no chip has.
+WROOM_HEAP_ROMFS64 = 136 * 1024
+
+
+@pytest.mark.timeout(240)
+def test_working_set_in_a_wroom_sized_heap(opts, host_ip, tmp_path):
+    if opts.port:
+        pytest.skip("a virtual board's own heap")
+    if opts.board == "esp32":
+        pytest.skip("the twin's stand-ins fill its heap; the unix personality runs the same core")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import romfs
+    import vboard
+    lib = ROOT / "build" / "vboard" / "lib"
+    vboard.compile_lib(lib)
+    size = romfs.image(lib, tmp_path / "at.romfs").stat().st_size
+    mp = pathlib.Path(sys.executable).parent / "micropython"
+    extra = ["--board", "unix", "--romfs", "--target", "wroom", "--micropython", str(mp)]
+    echo_srv = TcpServer(host_ip, echo)
+    try:
+        with own_board(tmp_path / "flash", tmp_path / "log.txt", heap=str(size + WROOM_HEAP_ROMFS64),
+                       extra=extra) as d:
+            d.reset()
+            d.ok("ATE0")
+            d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
+            five_links(d, host_ip)
+            passthrough_both_ways(d, host_ip, echo_srv.port)
+    finally:
+        echo_srv.close()

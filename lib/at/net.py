@@ -647,7 +647,7 @@ class Net:
                 # in the backlog's buffer already: its header in front, one write
                 self.out.send_read(b"" if raw else self.header(link, n, link.host, link.port), n)
             elif raw:
-                self.out.write(d)
+                self.out.write(d if d is not None else mv[:n])  # a TLS record, or read into a passive window
             elif b is None:
                 self.deliver(link, d, n, link.host, link.port)
             else:
