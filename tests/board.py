@@ -70,13 +70,18 @@ COMMANDS = [row("+GCHEAP", query=q_gcheap, set=s_gcheap)]
 """
 
 
+def two_numbers(d, query):
+    """The two numbers of a query's reply: AT+X? -> +X:<a>,<b>..."""
+    r = d.cmd(query)
+    m = re.search(rb"\+" + query[3:-1].encode() + rb":(\d+),(\d+)", r)
+    if not m:
+        raise AssertionError("%s -> %r" % (query, r))
+    return int(m.group(1)), int(m.group(2))
+
+
 def gc_heap(d):
     """(GC heap in use now, the most sampled since the last query) through AT+GCHEAP?."""
-    r = d.cmd("AT+GCHEAP?")
-    m = re.search(rb"\+GCHEAP:(\d+),(\d+)", r)
-    if not m:
-        raise AssertionError("AT+GCHEAP? -> %r" % r)
-    return int(m.group(1)), int(m.group(2))
+    return two_numbers(d, "AT+GCHEAP?")
 
 
 class Timeout(AssertionError):

@@ -7,7 +7,8 @@ import re
 import subprocess
 import sys
 
-from peers import TcpServer, sink
+from board import GC_HEAP_COMMAND, gc_heap, own_board, two_numbers
+from peers import TcpServer, echo, sink
 import vboard
 
 from bench import ROOT
@@ -41,11 +42,7 @@ def code_heap():
 
 
 def sysram(w):
-    r = w.ok("AT+SYSRAM?")
-    m = re.search(rb"\+SYSRAM:(\d+),(\d+)", r)
-    if not m:
-        raise AssertionError("AT+SYSRAM? -> %r" % r)
-    return int(m.group(1)), int(m.group(2))
+    return two_numbers(w, "AT+SYSRAM?")
 
 
 def heap_use(ctx, used):
@@ -149,11 +146,14 @@ def workset_free(exe, lo=48 * 1024, hi=96 * 1024):
         env["VBOARD_HEAP"] = str(heap)
         with tempfile.TemporaryDirectory() as tmp:
             r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--board", "unix",
-                                "--timeout", "120", "--basetemp", tmp, "tests/test_workset.py"],
+                                "--timeout", "120", "--basetemp", tmp,
+                                # the dialogue on the board of the run (the file's other tests bring their own)
+                                "tests/test_workset.py::test_five_passive_links_server_and_sendl",
+                                "tests/test_workset.py::test_passthrough_both_ways"],
                                cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
             if r.returncode:
                 continue
-            for log in pathlib.Path(tmp).glob("*/log.txt"):
+            for log in pathlib.Path(tmp).glob("vboard*/log.txt"):
                 m = re.search(r"at: ready; GC heap \d+ bytes used, (\d+) free", log.read_text())
                 if m:
                     return int(m.group(1))
@@ -173,8 +173,6 @@ def live_walk(ctx, exe):
     Read through a command of the bench's own (tests/board.py GC_HEAP_COMMAND)."""
     import tempfile
     import time
-    from board import GC_HEAP_COMMAND, gc_heap, own_board
-    from peers import echo
     with tempfile.TemporaryDirectory() as tmp:
         flash = pathlib.Path(tmp) / "flash"
         flash.mkdir()
