@@ -22,6 +22,9 @@ from board import GC_HEAP_COMMAND, gc_heap, own_board
 from peers import TcpServer, echo, free_port, hold, sha, sink, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import romfs  # noqa: E402
+import vboard  # noqa: E402
 
 SIZE = 20000  # per passive link
 SENDL = 200000  # through AT+CIPSENDL meanwhile
@@ -121,11 +124,6 @@ def five_links(d, host_ip, at_peak=None):
         snk.close()
 
 
-def gc_used(d):
-    """GC heap in use after a collection (board.GC_HEAP_COMMAND, installed by the caller)."""
-    return gc_heap(d)[0]
-
-
 @pytest.mark.timeout(180)
 def test_working_set_heap_within_budget(opts, host_ip, tmp_path):
     """The working set's GC heap beyond `ready`, in the units CI has (above), on this
@@ -145,10 +143,10 @@ def test_working_set_heap_within_budget(opts, host_ip, tmp_path):
     with own_board(flash, tmp_path / "log.txt", heap=str(1 << 20), extra=extra) as d:
         d.reset()
         d.ok("ATE0")
-        ready = gc_used(d)
+        ready = gc_heap(d)[0]
         d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
         peak = []
-        five_links(d, host_ip, at_peak=lambda d: peak.append(gc_used(d)))
+        five_links(d, host_ip, at_peak=lambda d: peak.append(gc_heap(d)[0]))
         grew = max(peak) - ready
         print("working set: %d bytes of 64-bit GC heap beyond ready (%s personality)" % (grew, opts.board))
         assert grew <= budget, (
@@ -162,19 +160,20 @@ def test_passthrough_both_ways(joined, echo_srv, host_ip):
     passthrough_both_ways(joined, host_ip, echo_srv.port)
 
 
-def passthrough_both_ways(d, host_ip, port):
+def passthrough_both_ways(d, host_ip, port, n=SENDL):
+    """n random bytes up through passthrough and echoed back by the peer at port, then +++."""
     d.ok("AT+CIPMUX=0")
     d.ok('AT+CIPSTART="TCP","%s",%d' % (host_ip, port))
     d.ok("AT+CIPMODE=1")
     d.write(b"AT+CIPSEND\r\n")
     d.read_until(b">")
-    blob = os.urandom(SENDL)
+    blob = os.urandom(n)
     back = bytearray()
-    for i in range(0, SENDL, 4096):
+    for i in range(0, n, 4096):
         d.ser.write(blob[i:i + 4096])
         back += d.ser.read(65536)
     deadline = time.monotonic() + 30
-    while len(back) < SENDL:
+    while len(back) < n:
         assert time.monotonic() < deadline, len(back)
         back += d.ser.read(65536)
     assert sha(back) == sha(blob)
@@ -202,9 +201,6 @@ def test_working_set_in_a_wroom_sized_heap(opts, host_ip, tmp_path):
         pytest.skip("a virtual board's own heap")
     if opts.board == "esp32":
         pytest.skip("the twin's stand-ins fill its heap; the unix personality runs the same core")
-    sys.path.insert(0, str(ROOT / "tools"))
-    import romfs
-    import vboard
     lib = ROOT / "build" / "vboard" / "lib"
     vboard.compile_lib(lib)
     size = romfs.image(lib, tmp_path / "at.romfs").stat().st_size
