@@ -22,7 +22,9 @@ def build(board):
     eng = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX, commands.TABLE)
     eng.board = board
     eng.cfg = Store(board.log)
+    gc.collect()  # the groups' objects live for good: below the boot's garbage, not among it
     commands.load(eng)
+    gc.collect()
     fwstate.boot(eng)
     return eng
 
@@ -31,9 +33,12 @@ def run(board):
     # The big, long-lived buffers first, while the heap is still in one piece: after
     # the command groups are in, the free heap can be in holes smaller than 4 KB.
     # A small heap's one passive receive window too (net.Windows), or passive links
-    # may never find 5,760 bytes in one block.
+    # may never find 5,760 bytes in one block. Collections between the steps keep the
+    # long-lived objects packed low: the largest free block at `ready` (a 63 KB heap,
+    # 32-bit frozen) went from 2,112 bytes to 6,048 with them.
     small = board.small_heap
     chunk = RX_CHUNK_SMALL if small else RX_CHUNK
+    gc.collect()
     rx = bytearray(chunk)
     window = bytearray(WINDOW) if small else None
     eng = build(board)

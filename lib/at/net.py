@@ -2,6 +2,7 @@
 # CONNECT/CLOSED reports. Commands in at/commands/tcpip.py drive it; the event
 # loop calls _readable() when a socket has data.
 import socket
+import gc
 import os
 import time
 
@@ -312,6 +313,10 @@ class Net:
         fam, addr, ip = yield from self.resolve(host, port, v6)
         name, host = host, ip  # links report the remote IP (CIPSTATE, +IPD, +LINK_CONN)
         udp = typ[0] == "U"
+        # A link's objects live as long as it does: collect first, so that they fill the
+        # lowest holes instead of landing above the garbage of the commands before them
+        # (on a 56 KB heap that scattering left no block for an SSL context: BENCHMARKS.md).
+        gc.collect()
         s = socket.socket(fam, SOCK_DGRAM if udp else SOCK_STREAM)
         try:
             s.setblocking(False)

@@ -132,7 +132,7 @@ def frozen_targets(ctx):
         return
     ctx.row("heap32", "WROOM, frozen: working set beyond ready", "%d B" % need,
             "first heap area %d B" % FIRST_AREA,
-            "peak %d B = ready + working set (5 passive links, server, CIPSENDL, passthrough)" % (ready + need))
+            "peak %d B = ready + working set (5 passive links, one SSL, server, CIPSENDL, passthrough)" % (ready + need))
     live_walk(ctx, exe)
 
 
@@ -166,13 +166,21 @@ WALK_PASSTHROUGH = 1024 * 1024  # up through passthrough, echoed back down
 WALK_SAMPLE_MS = 20  # AT+GCHEAP's sampling while a transfer runs
 
 
+def has_tls(exe):
+    r = subprocess.run([exe, "-c", "import tls"], capture_output=True, timeout=20)
+    return r.returncode == 0
+
+
 def live_walk(ctx, exe):
     """The frozen WROOM's live GC heap (after a collection, 32-bit bytes) step by step, on
     the 32-bit build with a WROOM's sizes (unix personality): at ready, five TCP links
-    open, the peak sampled during a 10 MB AT+CIPSENDL and during a passthrough transfer.
-    Read through a command of the bench's own (tests/board.py GC_HEAP_COMMAND)."""
+    open, then one of them an SSL link (when the build has TLS), the peak sampled during a
+    10 MB AT+CIPSENDL with those links open and during a passthrough transfer. Read
+    through a command of the bench's own (tests/board.py GC_HEAP_COMMAND)."""
     import tempfile
     from test_workset import passthrough_both_ways  # the tests' dialogue, its bytes checked
+    from tlspeers import Pki, TlsServer, tls_sink
+    tls = has_tls(exe)
     with tempfile.TemporaryDirectory() as tmp:
         flash = pathlib.Path(tmp) / "flash"
         flash.mkdir()
@@ -180,6 +188,7 @@ def live_walk(ctx, exe):
         extra = ["--board", "unix", "--target", "wroom", "--micropython", exe]
         sinks = TcpServer(ctx.host, sink)
         echoes = TcpServer(ctx.host, echo)
+        tls_sinks = TlsServer(ctx.host, Pki(ctx.host).server_ctx(), tls_sink) if tls else None
         try:
             with own_board(flash, pathlib.Path(tmp) / "log.txt", heap=WALK_HEAP, extra=extra) as d:
                 d.reset()
@@ -190,6 +199,11 @@ def live_walk(ctx, exe):
                 for i in range(5):
                     d.ok('AT+CIPSTART=%d,"TCP","%s",%d' % (i, ctx.host, sinks.port), timeout=10)
                 links = gc_heap(d)[0]
+                if tls:
+                    # link 4 again, as an SSL link (AT+CIPSSLCCONF 0): its first use loads the SSL group
+                    d.ok("AT+CIPCLOSE=4", timeout=10)
+                    d.ok('AT+CIPSTART=4,"SSL","%s",%d' % (ctx.host, tls_sinks.port), timeout=30)
+                    with_ssl = gc_heap(d)[0]
                 d.ok("AT+GCHEAP=%d" % WALK_SAMPLE_MS)
                 d.write(b"AT+CIPSENDL=0,%d\r\n" % WALK_SENDL)
                 d.read_until(b">")
@@ -201,7 +215,7 @@ def live_walk(ctx, exe):
                 d.ok("AT+GCHEAP=0")
                 d.ok("AT+CIPCLOSE=5", timeout=10)
                 d.quiet(0.3)
-                gc_heap(d)  # the peak from here on
+                closed = gc_heap(d)[0]  # and the peak from here on
                 d.ok("AT+GCHEAP=%d" % WALK_SAMPLE_MS)
                 passthrough_both_ways(d, ctx.host, echoes.port, WALK_PASSTHROUGH)
                 through = gc_heap(d)[1]
@@ -212,15 +226,25 @@ def live_walk(ctx, exe):
         finally:
             sinks.close()
             echoes.close()
+            if tls_sinks:
+                tls_sinks.close()
     how = ("32-bit, after a collection (the interpreter's own objects in too; the unix personality "
            "holds ~5.4 KB more at ready than the ESP32 adapter); peaks: %d ms samples" % WALK_SAMPLE_MS)
     ctx.row("heap32", "WROOM, frozen: live at ready (with AT+GCHEAP)", "%d B" % ready, note=how)
     ctx.row("heap32", "WROOM, frozen: live, 5 TCP links open", "%d B" % links, "at ready %d B" % ready,
             "+%d B" % (links - ready))
+    if tls:
+        ctx.row("heap32", "WROOM, frozen: live, 4 TCP links + 1 SSL link open", "%d B" % with_ssl,
+                "at ready %d B" % ready, "+%d B (the SSL link +%d B over a TCP one; the SSL group "
+                "loaded; mbedTLS's own buffers are outside the GC heap, as on a chip)" % (
+                    with_ssl - ready, with_ssl - links))
+    else:
+        ctx.row("heap32", "WROOM, frozen: an SSL link", "not measured",
+                note="this build has no TLS (tools/heap32/frozen.sh builds it with lib/mbedtls in the source)")
     ctx.row("heap32", "WROOM, frozen: live peak during a 10 MB AT+CIPSENDL", "%d B" % sendl,
-            "at ready %d B" % ready, "+%d B (5 links open)" % (sendl - ready))
+            "at ready %d B" % ready, "+%d B (%s open)" % (sendl - ready, "4 TCP + 1 SSL links" if tls
+                                                           else "5 TCP links"))
+    ctx.row("heap32", "WROOM, frozen: live, every link closed", "%d B" % closed, "at ready %d B" % ready,
+            "+%d B (what stays: groups loaded on first use)" % (closed - ready))
     ctx.row("heap32", "WROOM, frozen: live peak during passthrough (1 MiB each way)", "%d B" % through,
             "at ready %d B" % ready, "+%d B" % (through - ready))
-    ctx.row("heap32", "WROOM, frozen: an SSL link", "not measured",
-            note="the 32-bit build has no TLS; on a chip mbedTLS's buffers are the IDF heap's "
-                 "(BENCHMARKS.md: its objects ~2.3 KB by sizeof)")

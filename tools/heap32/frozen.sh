@@ -3,9 +3,11 @@
 # `tools/heap32/run.py --frozen`, `HEAP32_FROZEN=` (tests/test_budget.py, make bench)
 # and `VBOARD_MICROPYTHON=` (tests/test_workset.py) take, to measure the frozen image
 # a WROOM runs. A development tool: it needs a MicroPython source tree at a release
-# (e.g. `git archive v1.27.0` of github.com/micropython/micropython, lib/ submodules
-# not needed) and a 32-bit C toolchain (Debian: gcc-multilib). Nothing of it is kept
-# in this repository.
+# (e.g. `git archive v1.27.0` of github.com/micropython/micropython) and a 32-bit C
+# toolchain (Debian: gcc-multilib). Nothing of it is kept in this repository.
+# With mbedTLS in the tree (lib/mbedtls: `git archive` of github.com/Mbed-TLS/mbedtls at
+# the commit the release's submodule names, 107ea89 = v3.6.2 for v1.27.0) it has the tls
+# module, so SSL links can be measured; without, it is built without TLS.
 #   usage: tools/heap32/frozen.sh <micropython source>   -> prints the binary's path
 set -eu
 src=$(cd "${1:?usage: $0 <micropython source>}" && pwd)
@@ -15,9 +17,15 @@ mkdir -p "$src/lib/micropython-lib"
 [ -e "$src/lib/micropython-lib/README.md" ] || : > "$src/lib/micropython-lib/README.md"
 manifest="$src/ports/unix/at_frozen_manifest.py"
 echo "package(\"at\", base_path=\"$repo/lib\")" > "$manifest"
+if [ -e "$src/lib/mbedtls/library/ssl_tls.c" ]; then
+    build=build-at32-tls; tls=""
+else
+    build=build-at32; tls="MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0"
+fi
 make -s -C "$src/mpy-cross" >&2
 cd "$src/ports/unix"
-rm -rf build-standard/frozen_content.c build-standard/frozen_mpy  # lib/at changed: freeze it again
-make -s -j2 VARIANT=standard MICROPY_FORCE_32BIT=1 MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 \
-    MICROPY_PY_SSL=0 MICROPY_SSL_MBEDTLS=0 FROZEN_MANIFEST="$manifest" >&2
-echo "$src/ports/unix/build-standard/micropython"
+rm -rf "$build/frozen_content.c" "$build/frozen_mpy"  # lib/at changed: freeze it again
+# shellcheck disable=SC2086
+make -s -j2 BUILD="$build" VARIANT=standard MICROPY_FORCE_32BIT=1 MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 \
+    $tls FROZEN_MANIFEST="$manifest" >&2
+echo "$src/ports/unix/$build/micropython"
