@@ -108,6 +108,9 @@ def main(argv=None):
     p.add_argument("--micropython", default=os.getenv("VBOARD_MICROPYTHON") or micropython(),
                    help="the MicroPython to run (default .venv's unix port); e.g. a 32-bit build with "
                         "lib/at frozen in (BENCHMARKS.md, \"Heap\")")
+    p.add_argument("--no-frozen", action="store_true", default=bool(os.getenv("VBOARD_NO_FROZEN")),
+                   help="leave out the MicroPython's frozen modules (a build with lib/at frozen in then "
+                        "runs the .mpy files, as `make deploy` puts them on a stock image)")
     p.add_argument("--target", choices=("wroom", "wrover"), default=os.getenv("VBOARD_TARGET") or None,
                    help="unix personality: the buffer sizes of this module (wroom: no PSRAM); the twin is a "
                         "WROOM")
@@ -151,7 +154,8 @@ def main(argv=None):
 
     env = dict(os.environ)
     # As on the ESP32: the filesystem root first (user_commands.py), then frozen, then lib.
-    env["MICROPYPATH"] = "%s:.frozen:%s" % (flash, libpath)
+    frozen = "" if args.no_frozen else ".frozen:"
+    env["MICROPYPATH"] = "%s:%s%s" % (flash, frozen, libpath)
     env["VBOARD_APS"] = str(pathlib.Path(args.aps).resolve())
     env["VBOARD_IP"] = args.ip
     log = open(args.log, "ab", buffering=0) if args.log else None
@@ -162,7 +166,7 @@ def main(argv=None):
     rtc = flash.parent / (flash.name + ".rtc")
     if twin:
         # The stand-ins first; the flash root stays the firmware's "" entry.
-        env["MICROPYPATH"] = "%s:%s:.frozen:%s" % (twin_path, flash, libpath)
+        env["MICROPYPATH"] = "%s:%s:%s%s" % (twin_path, flash, frozen, libpath)
         env.update(TWIN_UART_FD=str(master), TWIN_UART_ID="1", TWIN_MPY=args.mpy, TWIN_RTC=str(rtc),
                    TWIN_STATS=str(flash.parent / (flash.name + ".stats.json")))
         cmd = [args.micropython, "-X", "heapsize=%s" % heap, str(TWIN / "run.py"), str(ROOT / "main.py")]

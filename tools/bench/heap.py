@@ -80,7 +80,9 @@ def bench_heap(ctx):
 def bench_heap32(ctx):
     """The firmware's GC heap in the chip's units: tools/heap32/run.py boots it
     on a 32-bit MicroPython 1.27.0 (WebAssembly) and on the 64-bit unix port over
-    the same stand-ins, lib/ as .mpy files (what `make deploy` puts on a board)."""
+    the same stand-ins, lib/ as .mpy files (what `make deploy` puts on a board).
+    Given 32-bit unix builds (tools/heap32/frozen.sh), each target's walk too:
+    HEAP32_FROZEN=<lib/at frozen in>, HEAP32_MPY=<nothing frozen: frozen.sh --plain>."""
     steps = heap32_steps(ctx, "32-bit heap measurement")
     if steps is None:
         return
@@ -96,6 +98,7 @@ def bench_heap32(ctx):
                 note="64-bit unix port, .mpy run in place from a ROMFS image, qstr pools left out "
                      "(tests/test_budget.py READY_ROMFS64)")
     frozen_targets(ctx)
+    mpy_targets(ctx)
 
 
 def heap32_steps(ctx, what, *args):
@@ -136,31 +139,90 @@ def frozen_targets(ctx):
     live_walk(ctx, exe)
 
 
+MPY_WORKSET_RANGE = (96 * 1024, 320 * 1024)  # where the .mpy working-set bisection looks
+CORE_TARGET = 100 * 1024  # issue 13: a WROOM's .mpy core within one doubling, code included
+
+
+def mpy_targets(ctx):
+    """The .mpy targets (`make deploy` on a stock image) on a 32-bit MicroPython with TLS and
+    nothing of ours frozen in (HEAP32_MPY=<it>: tools/heap32/frozen.sh --plain): the WROOM
+    and WROVER walks, and the smallest heap that serves the WROOM's working set."""
+    exe = os.getenv("HEAP32_MPY")
+    if not exe:
+        ctx.row("heap32", ".mpy walks: not measured", "-", note="needs HEAP32_MPY=<32-bit build, nothing frozen>")
+        return
+    probe = subprocess.run([exe, "-c", "import at"], env=dict(os.environ, MICROPYPATH=".frozen"),
+                           capture_output=True, timeout=20)
+    if probe.returncode == 0:
+        # its static qstr pool would hold our names and strings: the .mpy files would look cheaper
+        ctx.row("heap32", ".mpy walks: not measured", "-", note="HEAP32_MPY has lib/at frozen in: use --plain")
+        return
+    live_walk(ctx, exe, "WROOM, .mpy", "wroom", no_frozen=True)
+    found = workset_bisect(exe, *MPY_WORKSET_RANGE, no_frozen=True)
+    if found is None:
+        ctx.row("heap32", "WROOM, .mpy: working set FAILED", "no heap up to %d B served it" % MPY_WORKSET_RANGE[1])
+    else:
+        heap, free = found
+        ctx.row("heap32", "WROOM, .mpy: smallest heap serving the working set", "%d B" % heap,
+                "the core's target %d B" % CORE_TARGET,
+                "x%.2f; %d B free at ready there (the unix personality's adapter; bisection, %d B "
+                "steps)" % (heap / CORE_TARGET, free, WORKSET_STEP))
+    live_walk(ctx, exe, "WROVER, .mpy", "wrover", no_frozen=True)
+
+
+def workset_run(exe, heap, target="wroom", no_frozen=False):
+    """Bytes free at ready if tests/test_workset.py's dialogue passes on `exe` (the unix
+    personality with `target`'s sizes) with this -X heapsize, else None."""
+    import tempfile
+    env = dict(os.environ, VBOARD_MICROPYTHON=exe, VBOARD_TARGET=target, VBOARD_HEAP=str(heap))
+    if no_frozen:
+        env["VBOARD_NO_FROZEN"] = "1"
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--board", "unix",
+                            "--timeout", "120", "--basetemp", tmp,
+                            # the dialogue on the board of the run (the file's other tests bring their own)
+                            "tests/test_workset.py::test_five_passive_links_server_and_sendl",
+                            "tests/test_workset.py::test_passthrough_both_ways"],
+                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+        if r.returncode:
+            return None
+        for log in pathlib.Path(tmp).glob("vboard*/log.txt"):
+            m = re.search(r"at: ready; GC heap \d+ bytes used, (\d+) free", log.read_text())
+            if m:
+                return int(m.group(1))
+    return None
+
+
 def workset_free(exe, lo=48 * 1024, hi=96 * 1024):
     """Bytes free at ready with the smallest -X heapsize (from lo, WORKSET_STEP at a time)
     in which tests/test_workset.py passes on `exe` (the unix personality with a WROOM's
     sizes); None if none up to hi does."""
-    import tempfile
-    env = dict(os.environ, VBOARD_MICROPYTHON=exe, VBOARD_TARGET="wroom")
     for heap in range(lo, hi + 1, WORKSET_STEP):
-        env["VBOARD_HEAP"] = str(heap)
-        with tempfile.TemporaryDirectory() as tmp:
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--board", "unix",
-                                "--timeout", "120", "--basetemp", tmp,
-                                # the dialogue on the board of the run (the file's other tests bring their own)
-                                "tests/test_workset.py::test_five_passive_links_server_and_sendl",
-                                "tests/test_workset.py::test_passthrough_both_ways"],
-                               cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
-            if r.returncode:
-                continue
-            for log in pathlib.Path(tmp).glob("vboard*/log.txt"):
-                m = re.search(r"at: ready; GC heap \d+ bytes used, (\d+) free", log.read_text())
-                if m:
-                    return int(m.group(1))
+        free = workset_run(exe, heap)
+        if free is not None:
+            return free
     return None
 
 
+def workset_bisect(exe, lo, hi, **kw):
+    """(heap, free at ready) at the smallest heap, to WORKSET_STEP, that serves the working
+    set, by bisection between lo (assumed to fail) and hi; None if hi does not serve it."""
+    best = workset_run(exe, hi, **kw)
+    if best is None:
+        return None
+    best = (hi, best)
+    while hi - lo > WORKSET_STEP:
+        mid = (lo + hi) // 2 // WORKSET_STEP * WORKSET_STEP
+        free = workset_run(exe, mid, **kw)
+        if free is None:
+            lo = mid
+        else:
+            hi, best = mid, (mid, free)
+    return best
+
+
 WALK_HEAP = str(256 * 1024)  # plenty: live bytes do not depend on the heap
+WALK_HEAP_MPY = str(512 * 1024)  # the same, with the .mpy files' code in the heap
 WALK_SENDL = 10 * 1024 * 1024  # the issue's 10 MB AT+CIPSENDL
 WALK_PASSTHROUGH = 1024 * 1024  # up through passthrough, echoed back down
 WALK_SAMPLE_MS = 20  # AT+GCHEAP's sampling while a transfer runs
@@ -171,12 +233,13 @@ def has_tls(exe):
     return r.returncode == 0
 
 
-def live_walk(ctx, exe):
-    """The frozen WROOM's live GC heap (after a collection, 32-bit bytes) step by step, on
-    the 32-bit build with a WROOM's sizes (unix personality): at ready, five TCP links
+def live_walk(ctx, exe, label="WROOM, frozen", target="wroom", no_frozen=False):
+    """A target's live GC heap (after a collection, 32-bit bytes) step by step, on a
+    32-bit build with the target's sizes (unix personality): at ready, five TCP links
     open, then one of them an SSL link (when the build has TLS), the peak sampled during a
     10 MB AT+CIPSENDL with those links open and during a passthrough transfer. Read
-    through a command of the bench's own (tests/board.py GC_HEAP_COMMAND)."""
+    through a command of the bench's own (tests/board.py GC_HEAP_COMMAND). The frozen
+    image by default; no_frozen: the .mpy files, on a build without lib/at frozen in."""
     import tempfile
     from test_workset import passthrough_both_ways  # the tests' dialogue, its bytes checked
     from tlspeers import Pki, TlsServer, tls_sink
@@ -185,12 +248,13 @@ def live_walk(ctx, exe):
         flash = pathlib.Path(tmp) / "flash"
         flash.mkdir()
         (flash / "user_commands.py").write_text(GC_HEAP_COMMAND)
-        extra = ["--board", "unix", "--target", "wroom", "--micropython", exe]
+        extra = ["--board", "unix", "--target", target, "--micropython", exe] + (["--no-frozen"] if no_frozen else [])
         sinks = TcpServer(ctx.host, sink)
         echoes = TcpServer(ctx.host, echo)
         tls_sinks = TlsServer(ctx.host, Pki(ctx.host).server_ctx(), tls_sink) if tls else None
         try:
-            with own_board(flash, pathlib.Path(tmp) / "log.txt", heap=WALK_HEAP, extra=extra) as d:
+            with own_board(flash, pathlib.Path(tmp) / "log.txt", heap=WALK_HEAP_MPY if no_frozen else WALK_HEAP,
+                           extra=extra) as d:
                 d.reset()
                 d.ok("ATE0")
                 ready = gc_heap(d)[0]
@@ -221,30 +285,31 @@ def live_walk(ctx, exe):
                 through = gc_heap(d)[1]
                 d.ok("AT+GCHEAP=0")
         except AssertionError as e:
-            ctx.row("heap32", "WROOM, frozen: live walk FAILED", "-", note=str(e)[:120])
+            ctx.row("heap32", label + ": live walk FAILED", "-", note=str(e)[:120])
             return
         finally:
             sinks.close()
             echoes.close()
             if tls_sinks:
                 tls_sinks.close()
-    how = ("32-bit, after a collection (the interpreter's own objects in too; the unix personality "
-           "holds ~5.4 KB more at ready than the ESP32 adapter); peaks: %d ms samples" % WALK_SAMPLE_MS)
-    ctx.row("heap32", "WROOM, frozen: live at ready (with AT+GCHEAP)", "%d B" % ready, note=how)
-    ctx.row("heap32", "WROOM, frozen: live, 5 TCP links open", "%d B" % links, "at ready %d B" % ready,
+    how = ("32-bit, after a collection (the interpreter's own objects in too; the unix personality's "
+           "adapter, not the ESP32 one: frozen, it holds ~5.4 KB more at ready); peaks: %d ms samples"
+           % WALK_SAMPLE_MS)
+    ctx.row("heap32", label + ": live at ready (with AT+GCHEAP)", "%d B" % ready, note=how)
+    ctx.row("heap32", label + ": live, 5 TCP links open", "%d B" % links, "at ready %d B" % ready,
             "+%d B" % (links - ready))
     if tls:
-        ctx.row("heap32", "WROOM, frozen: live, 4 TCP links + 1 SSL link open", "%d B" % with_ssl,
+        ctx.row("heap32", label + ": live, 4 TCP links + 1 SSL link open", "%d B" % with_ssl,
                 "at ready %d B" % ready, "+%d B (the SSL link +%d B over a TCP one; the SSL group "
                 "loaded; mbedTLS's own buffers are outside the GC heap, as on a chip)" % (
                     with_ssl - ready, with_ssl - links))
     else:
-        ctx.row("heap32", "WROOM, frozen: an SSL link", "not measured",
+        ctx.row("heap32", label + ": an SSL link", "not measured",
                 note="this build has no TLS (tools/heap32/frozen.sh builds it with lib/mbedtls in the source)")
-    ctx.row("heap32", "WROOM, frozen: live peak during a 10 MB AT+CIPSENDL", "%d B" % sendl,
+    ctx.row("heap32", label + ": live peak during a 10 MB AT+CIPSENDL", "%d B" % sendl,
             "at ready %d B" % ready, "+%d B (%s open)" % (sendl - ready, "4 TCP + 1 SSL links" if tls
                                                            else "5 TCP links"))
-    ctx.row("heap32", "WROOM, frozen: live, every link closed", "%d B" % closed, "at ready %d B" % ready,
+    ctx.row("heap32", label + ": live, every link closed", "%d B" % closed, "at ready %d B" % ready,
             "+%d B (what stays: groups loaded on first use)" % (closed - ready))
-    ctx.row("heap32", "WROOM, frozen: live peak during passthrough (1 MiB each way)", "%d B" % through,
+    ctx.row("heap32", label + ": live peak during passthrough (1 MiB each way)", "%d B" % through,
             "at ready %d B" % ready, "+%d B" % (through - ready))
