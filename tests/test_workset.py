@@ -39,7 +39,7 @@ SENDL = 200000  # through AT+CIPSENDL meanwhile
 # SSL link joined the set); on the 32-bit frozen build with TLS the live walk reads
 # +6,272 for four TCP links and the SSL one (BENCHMARKS.md "Heap"). Live bytes only:
 # the heap a chip needs for it is larger by the holes and the garbage between
-# collections (11,984 free at `ready` on the 32-bit frozen build, the smallest heap
+# collections (11,024 free at `ready` on the 32-bit frozen build, the smallest heap
 # that served it).
 WORKSET_ROMFS64 = 16896
 # The ESP32 twin: its ESP32 adapter, with the twin's own stand-ins for lwIP's sockets
