@@ -207,10 +207,10 @@ def workset_free(exe, lo=48 * 1024, hi=96 * 1024):
 def workset_bisect(exe, lo, hi, **kw):
     """(heap, free at ready) at the smallest heap, to WORKSET_STEP, that serves the working
     set, by bisection between lo (assumed to fail) and hi; None if hi does not serve it."""
-    best = workset_run(exe, hi, **kw)
-    if best is None:
+    free = workset_run(exe, hi, **kw)
+    if free is None:
         return None
-    best = (hi, best)
+    best = (hi, free)
     while hi - lo > WORKSET_STEP:
         mid = (lo + hi) // 2 // WORKSET_STEP * WORKSET_STEP
         free = workset_run(exe, mid, **kw)

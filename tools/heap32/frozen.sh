@@ -19,11 +19,12 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 # The build checks that the micropython-lib submodule is there; the manifest needs nothing from it.
 mkdir -p "$src/lib/micropython-lib"
 [ -e "$src/lib/micropython-lib/README.md" ] || : > "$src/lib/micropython-lib/README.md"
-manifest="$src/ports/unix/at_frozen_manifest.py"
-echo "package(\"at\", base_path=\"$repo/lib\")" > "$manifest"
 if [ -n "$plain" ]; then
     manifest="$src/ports/unix/at_plain_manifest.py"
     echo "# nothing frozen: lib/at runs from .mpy files" > "$manifest"
+else
+    manifest="$src/ports/unix/at_frozen_manifest.py"
+    echo "package(\"at\", base_path=\"$repo/lib\")" > "$manifest"
 fi
 if [ -e "$src/lib/mbedtls/library/ssl_tls.c" ]; then
     build=build-at32-tls; tls=""
