@@ -30,7 +30,9 @@ bad = []
 for entry in commands.ON_USE:
     name, index = entry[0], entry[1:]
     mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
-    want = tuple((r[0], "".join("0" if f is None else "1" for f in r[1:])) for r in mod.COMMANDS)
+    want = ()
+    for r in mod.COMMANDS:
+        want += (r[0], sum(8 >> k for k in range(4) if r[1 + k] is not None))
     if want != index:
         bad.append((name, want))
 print(repr(bad))
@@ -51,7 +53,7 @@ def test_on_use_index_matches_the_groups():
 TABLE_CHECK = """
 from at import commands
 n = sum(len(__import__("at.commands." + g, None, None, ("COMMANDS",)).COMMANDS) for g in commands.CORE)
-n += sum(len(entry) - 1 for entry in commands.ON_USE)
+n += sum(len(entry) // 2 for entry in commands.ON_USE)
 print(n, commands.TABLE)
 """
 

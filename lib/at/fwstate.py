@@ -44,9 +44,12 @@ def running():
 
 
 def boot(eng):
-    """At power-up: a version on trial is marked good once it has run a while."""
+    """At power-up: a version on trial is marked good once it has run a while.
+    True if that is to be done."""
     if read_state():
         eng.loop.later(GOOD_MS, lambda: mark_good(eng))
+        return True
+    return False
 
 
 def mark_good(eng):

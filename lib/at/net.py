@@ -10,7 +10,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy only
     from typing import Any
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, E_SSL_TIMEOUT
-from at import nested, dns, sock
+from at import nested, sock
+from at.addr import is_ipv4, literal, A, AAAA
 from at.sock import errno_of, EAGAIN
 from at.loop import POLLERR
 
@@ -25,9 +26,6 @@ HANDSHAKE_MS = 15000  # an SSL handshake that takes longer fails
 
 SOCK_STREAM = socket.SOCK_STREAM
 SOCK_DGRAM = socket.SOCK_DGRAM
-
-
-is_ipv4 = dns.is_ipv4
 
 
 def peer(addr):
@@ -302,8 +300,12 @@ class Net:
                     raise fail(EXEC_FAIL, 0, errno=errno_of(e))
 
     def resolve(self, host, port, v6=False):
-        """Generator: (family, sockaddr, ip) for host through the resolver (at/dns.py)."""
-        ips = yield from dns.lookup(self.eng, host, 3 if v6 else 2)
+        """Generator: (family, sockaddr, ip) for host; a name (or an address of the
+        other family, for its error) through the resolver, imported on first use."""
+        ips = literal(host, AAAA if v6 else A)
+        if not ips:
+            from at import dns
+            ips = yield from dns.lookup(self.eng, host, 3 if v6 else 2)
         fam = socket.AF_INET6 if v6 else socket.AF_INET
         return fam, socket.getaddrinfo(ips[0], port, fam)[0][-1], ips[0]
 

@@ -5,6 +5,7 @@
 # waits in the Pump's buffer and then the UART is held back: nothing is lost.
 from at.pump import Pump
 from at.task import Task
+from at.errors import ATError
 
 PACK = 2920  # ESP-AT sends passthrough data in chunks of at most 2,920 bytes
 
@@ -73,3 +74,31 @@ def run(eng, link, prompt=True):
     """The handler body of AT+CIPSEND in passthrough mode (a generator)."""
     pt = Passthrough(eng, link)
     return (yield eng.stream(pt.guard.sink, prompt))
+
+
+def boot(eng):
+    """At power-up: AT+SAVETRANSLINK's link, if one is saved (commands/tcpip.py's init)."""
+    saved = eng.cfg.get("savetranslink")
+    if saved:
+        Task(eng.loop, _enter(eng, saved))
+
+
+def _enter(eng, saved):
+    """At power-up: wait for an address, connect (retrying), enter passthrough."""
+    typ, host, port, extra = saved
+    net = eng.net
+    while not eng.wifi.has_ip():
+        yield 100
+    net.mode = 1
+    net.mux = 0
+    udp = typ[0] == "U"
+    while True:
+        try:
+            yield from net.open(0, typ, host, port, 0 if udp else extra, "", 0,
+                                extra if udp else 0, 0, announce=eng.cfg.get("sysmsg") & 4)
+            break
+        except ATError:
+            yield eng.cfg.get("cipreconnintv") * 100
+    while eng.task is not None:  # a command is running: enter when it is done
+        yield 50
+    eng.start(run(eng, net.links[0], prompt=False))

@@ -26,6 +26,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import romfs as romfs_tool  # noqa: E402  (tools/romfs.py: the image, with mpremote's writer)
+from deploy import MPY_CROSS_FLAGS  # noqa: E402  (lib/ compiled as for a board)
 LIB = ROOT / "lib"
 FAKES = HERE / "fakes"
 BUILD = ROOT / "build" / "heap32"
@@ -88,7 +89,7 @@ def build(source):
         else:
             dst = out / rel.with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([mpy_cross, "-s", rel.as_posix(), "-o", str(dst), str(py)], check=True)
+            subprocess.run([mpy_cross] + MPY_CROSS_FLAGS + ["-s", rel.as_posix(), "-o", str(dst), str(py)], check=True)
     version = None
     if mpy_cross:
         version = subprocess.run([mpy_cross, "--version"], capture_output=True, text=True).stdout.strip()

@@ -5,30 +5,52 @@
 # passthrough) is there before the heap is in pieces (BENCHMARKS.md, "Heap": the
 # sends imported at the peak needed more heap than at boot). The others are
 # imported when one of their commands first arrives: ON_USE names their commands
-# and which of the four forms each has ("1" or "0" for test, query, set,
-# execute, as AT+CMD? shows them), so the table knows every command, in order,
-# without their code in the heap. Constants only (in a frozen image they stay in flash: no string is made
-# at boot). tests/test_static.py checks ON_USE against the modules.
+# and the forms each has (bits for test, query, set, execute, as AT+CMD? shows
+# them), so the table knows every command, in order, without their code in the
+# heap. Constants only, flat: frozen, they stay in flash; from a .mpy file each
+# string and tuple is an object in the heap (a pair per command cost 80 bytes).
+# tests/test_static.py checks ON_USE against the modules.
+#
+# PASSING groups hold commands a host sends once, to set up (AT+GMR, AT+CWLAP,
+# AT+UART_DEF ...): where their code takes heap (.mpy files on a board without
+# PSRAM: `make deploy` on a WROOM) they are imported for one command and dropped
+# after it, so the heap holds only what the links use. Frozen (or on a board
+# with room) they stay, as the others. Their modules keep no state of their own
+# (it is on the engine and in the settings) and leave nothing behind that runs
+# later, or the next import would make a second copy of it.
 #
 # To add a group, add its module here (to CORE, or to ON_USE with its index); to
 # add a command without touching the firmware, drop a user_commands.py with a
 # COMMANDS list on the board (see README).
 from at.engine import Later
 
-CORE = ("basic", "wifi", "tcpip", "sendx", "passthrough")
+CORE = ("basic", "wifi", "tcpip", "sendx")
 TABLE = 96  # room in the command table, made at boot before the groups load (tests/test_static.py)
 ON_USE = (
+    ("system",
+        "+GMR", 0b0001, "+CMD", 0b0100, "+RESTORE", 0b0001, "+SYSSTORE", 0b0110, "+SYSMSG", 0b0110,
+        "+SYSLOG", 0b0110, "+SYSRAM", 0b0110, "+RFPOWER", 0b0110, "+SYSTIMESTAMP", 0b0110,
+        "+UART_CUR", 0b0110, "+UART_DEF", 0b0110),
+    ("wificonf",
+        "+CWRECONNCFG", 0b0110, "+CWLAPOPT", 0b0010, "+CWLAP", 0b0011, "+CWSAP", 0b0110, "+CWLIF", 0b0001,
+        "+CWDHCP", 0b0110, "+CWAUTOCONN", 0b0110, "+CIPSTAMAC", 0b0110, "+CIPAPMAC", 0b0100,
+        "+CIPAP", 0b0100, "+CWHOSTNAME", 0b0110, "+CWCOUNTRY", 0b0110, "+SLEEP", 0b0110, "+GSLP", 0b0010),
+    ("tcpconf",
+        "+CIPDINFO", 0b0110, "+CIPV6", 0b0110, "+CIPCONNPERSIST", 0b0110, "+CIPSERVERMAXCONN", 0b0110,
+        "+CIPSTO", 0b0110, "+CIPRECVTYPE", 0b0110, "+CIPTCPOPT", 0b0110),
+    ("passthrough", "+TRANSINTVL", 0b0110, "+CIPRECONNINTV", 0b0110, "+SAVETRANSLINK", 0b0010),
     ("ssl",
-        ("+CIPSSLCCONF", "0110"), ("+CIPSSLCCIPHER", "0110"), ("+CIPSSLCCN", "0110"), ("+CIPSSLCSNI", "0110"),
-        ("+CIPSSLCALPN", "0110"), ("+CIPSSLCPSK", "0110"), ("+CIPSSLCPSKHEX", "0110")),
-    ("mfg", ("+SYSMFG", "0110")),
-    ("dns", ("+CIPDNS", "0110"), ("+CIPDOMAIN", "0010")),
-    ("sntp", ("+CIPSNTPCFG", "0110"), ("+CIPSNTPTIME", "0100"), ("+CIPSNTPINTV", "0110")),
-    ("ping", ("+PING", "0010")),
-    ("mdns", ("+MDNS", "0010")),
-    ("ota", ("+CIUPDATESRV", "0110"), ("+CIPFWVER", "0100"), ("+CIUPDATE", "0111")),
-    ("nothere", ("+CWSTARTSMART", "0011"), ("+CWSTOPSMART", "0001"), ("+WPS", "0010"), ("+CWJEAP", "0110")),
+        "+CIPSSLCCONF", 0b0110, "+CIPSSLCCIPHER", 0b0110, "+CIPSSLCCN", 0b0110, "+CIPSSLCSNI", 0b0110,
+        "+CIPSSLCALPN", 0b0110, "+CIPSSLCPSK", 0b0110, "+CIPSSLCPSKHEX", 0b0110),
+    ("mfg", "+SYSMFG", 0b0110),
+    ("dns", "+CIPDNS", 0b0110, "+CIPDOMAIN", 0b0010),
+    ("sntp", "+CIPSNTPCFG", 0b0110, "+CIPSNTPTIME", 0b0100, "+CIPSNTPINTV", 0b0110),
+    ("ping", "+PING", 0b0010),
+    ("mdns", "+MDNS", 0b0010),
+    ("ota", "+CIUPDATESRV", 0b0110, "+CIPFWVER", 0b0100, "+CIUPDATE", 0b0111),
+    ("nothere", "+CWSTARTSMART", 0b0011, "+CWSTOPSMART", 0b0001, "+WPS", 0b0010, "+CWJEAP", 0b0110),
 )
+PASSING = ("system", "wificonf", "tcpconf", "passthrough")
 
 
 def group(eng, name):
@@ -46,30 +68,51 @@ def row(name, test=None, query=None, set=None, execute=None):
 
 
 def drop(module):
-    """Forget a big service module once it is idle (at.ota, at.mdns): its code and
-    tables go back to the heap; the next use imports it again."""
+    """Forget a module once it is idle (at.ota, at.mdns, a passing group): its code
+    and tables go back to the heap; the next use imports it again."""
     import sys
     import gc
-    import at
 
     sys.modules.pop(module, None)
+    parent, _, name = module.rpartition(".")
     try:
-        delattr(at, module.split(".")[-1])
-    except AttributeError:
+        delattr(sys.modules[parent], name)
+    except (KeyError, AttributeError):
         pass
     gc.collect()
 
 
-def index_rows(name, index):
-    later = Later(group, name)
-    return [(cmd,) + tuple(later if f == "1" else None for f in forms) for cmd, forms in index]
+def code_in_heap():
+    """Is our code in the heap? .mpy files on a filesystem are read into it; frozen
+    code (__file__ "at/...py") and a ROMFS image ("/rom/...") run from flash."""
+    f = __file__
+    return f.endswith(".mpy") and not f.startswith("/rom")
+
+
+def index_rows(later, entry):
+    """The rows of an ON_USE entry, each form it has handled by `later`."""
+    rows = []
+    for i in range(1, len(entry), 2):
+        forms = entry[i + 1]
+        rows.append((entry[i],) + tuple(later if forms >> (3 - k) & 1 else None for k in range(4)))
+    return rows
+
+
+def passed(eng, later):
+    """A passing group's command is done: its index again in the table, its module out."""
+    for entry in ON_USE:
+        if entry[0] == later.name:
+            eng.add(index_rows(later, entry))
+    drop("at.commands." + later.name)
 
 
 def load(eng):
     for name in CORE:
         group(eng, name)
+    lean = eng.board.small_heap and code_in_heap()
     for entry in ON_USE:
-        eng.add(index_rows(entry[0], entry[1:]))
+        name = entry[0]
+        eng.add(index_rows(Later(group, name, passed if lean and name in PASSING else None), entry))
     try:
         import user_commands
     except ImportError:

@@ -1,5 +1,6 @@
 # Names (TCP-IP_AT_Commands.rst): AT+CIPDNS and AT+CIPDOMAIN. The resolver is at/dns.py.
 from at import parse, dns, caps
+from at.addr import is_ipv4, is_ipv6
 from at.errors import ATError, code, not_here, PARA_INVALID
 from at.commands import row
 
@@ -17,11 +18,11 @@ def s_cipdns(eng, a):
             ip = parse.text(a, i, 64, None)
             if ip is None:
                 continue
-            if not (dns.is_ipv4(ip) or dns.is_ipv6(ip)):
+            if not (is_ipv4(ip) or is_ipv6(ip)):
                 raise ATError(code(PARA_INVALID, i))
             if ip in servers:
                 raise ATError(code(PARA_INVALID, i))  # "cannot be set to the same server"
-            if not caps.IPV6 and not dns.is_ipv4(ip):
+            if not caps.IPV6 and not is_ipv4(ip):
                 raise not_here()  # no IPv6 sockets on this runtime
             servers.append(ip)
     eng.cfg.set("cipdns_on", on)

@@ -1,10 +1,10 @@
 # Passthrough settings (Basic_AT_Commands.rst, TCP-IP_AT_Commands.rst):
 # AT+TRANSINTVL (packing interval), AT+CIPRECONNINTV (reconnect interval) and
-# AT+SAVETRANSLINK (boot straight into passthrough to a saved link). The mode
-# itself is at/passthrough.py; AT+CIPSEND enters it (commands/tcpip.py).
-from at import parse, passthrough
-from at.errors import ATError, fail, EXEC_FAIL
-from at.task import Task
+# AT+SAVETRANSLINK (boot straight into passthrough to a saved link). A passing
+# group (at/commands/__init__.py). The mode itself, and the boot into it, are
+# at/passthrough.py's; AT+CIPSEND enters it (commands/tcpip.py).
+from at import parse
+from at.errors import fail, EXEC_FAIL
 from at.commands import row
 
 CLIENT_TYPES = ("TCP", "TCPv6", "UDP", "UDPv6", "SSL", "SSLv6")
@@ -45,33 +45,6 @@ def s_savetranslink(eng, a):
     else:
         extra = parse.num(a, 4, 0, 7200, eng.net.keepalive)  # <keep_alive>
     eng.cfg.set("savetranslink", [typ, host, port, extra], True)
-
-
-def init(eng):
-    saved = eng.cfg.get("savetranslink")
-    if saved:
-        Task(eng.loop, _boot(eng, saved))
-
-
-def _boot(eng, saved):
-    """At power-up: wait for an address, connect (retrying), enter passthrough."""
-    typ, host, port, extra = saved
-    net = eng.net
-    while not eng.wifi.has_ip():
-        yield 100
-    net.mode = 1
-    net.mux = 0
-    udp = typ[0] == "U"
-    while True:
-        try:
-            yield from net.open(0, typ, host, port, 0 if udp else extra, "", 0,
-                                extra if udp else 0, 0, announce=eng.cfg.get("sysmsg") & 4)
-            break
-        except ATError:
-            yield eng.cfg.get("cipreconnintv") * 100
-    while eng.task is not None:  # a command is running: enter when it is done
-        yield 50
-    eng.start(passthrough.run(eng, net.links[0], prompt=False))
 
 
 COMMANDS = [

@@ -1,16 +1,16 @@
 # TCP/IP commands in normal transmission mode (TCP-IP_AT_Commands.rst):
 # AT+CIPMUX, AT+CIPMODE, AT+CIPSTART(EX), AT+CIPSEND, AT+CIPCLOSE, AT+CIPSTATE,
-# AT+CIPSTATUS, AT+CIFSR, AT+CIPDINFO, AT+CIPV6, AT+CIPCONNPERSIST, the server
-# (AT+CIPSERVER, AT+CIPSERVERMAXCONN, AT+CIPSTO), passive receive
-# (AT+CIPRECVTYPE, AT+CIPRECVDATA, AT+CIPRECVLEN) and AT+CIPTCPOPT.
+# AT+CIPSTATUS, AT+CIFSR, the server (AT+CIPSERVER), passive receive
+# (AT+CIPRECVMODE, AT+CIPRECVDATA, AT+CIPRECVLEN) and AT+CIPCLOSEMODE.
 # The link table itself lives in at/net.py; the long and extended sends
-# (AT+CIPSENDL, AT+CIPSENDEX) in at/commands/sendx.py.
+# (AT+CIPSENDL, AT+CIPSENDEX) in at/commands/sendx.py; the settings a host sends
+# once (AT+CIPDINFO, AT+CIPV6, AT+CIPSTO, AT+CIPTCPOPT ...) in at/commands/tcpconf.py.
 from at import parse
 from at.engine import SEND_OK, SEND_FAIL, DATA_MAX
-from at.errors import ATError, code, fail, not_here, EXEC_FAIL, PARA_INVALID, PARA_NUM
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_NUM
 from at.net import Net, MAX_LINKS
 from at.sock import errno_of, ETIMEDOUT
-from at import passthrough, caps
+from at import passthrough
 from at.commands import row
 
 TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
@@ -18,6 +18,7 @@ TYPES = ("TCP", "UDP", "TCPv6", "UDPv6")
 
 def init(eng):
     eng.net = Net(eng)
+    passthrough.boot(eng)  # AT+SAVETRANSLINK's link, if one is saved
 
 
 def _no_links(eng):
@@ -59,27 +60,6 @@ def s_cipmode(eng, a):
             if link is not None and link.stalled and link.rxb is None:
                 link.stalled = False
                 net.resume_read(link)
-
-
-def q_cipdinfo(eng):
-    eng.reply("+CIPDINFO:%s" % ("true" if eng.net.dinfo else "false"))
-
-
-def s_cipdinfo(eng, a):
-    parse.count(a, 1, 1)
-    eng.net.dinfo = parse.num(a, 0, 0, 1)
-
-
-def q_cipv6(eng):
-    eng.reply("+CIPV6:%d" % eng.cfg.get("cipv6"))
-
-
-def s_cipv6(eng, a):
-    parse.count(a, 1, 1)
-    v = parse.num(a, 0, 0, 1)
-    if v and not caps.IPV6:
-        raise not_here()  # the ESP32 port's sockets are IPv4-only (README "Supported targets")
-    eng.cfg.set("cipv6", v)
 
 
 # -- opening links ------------------------------------------------------------------------
@@ -257,19 +237,6 @@ def exe_cifsr(eng):
         eng.reply('+CIFSR:STAMAC,"%s"' % radio.mac(0))
 
 
-# -- connection persistence ----------------------------------------------------------------------
-def q_cipconnpersist(eng):
-    p = eng.net.persist
-    eng.reply("+CIPCONNPERSIST:" + ",".join(str(x) for x in (p if eng.net.mux else p[:1])))
-
-
-def s_cipconnpersist(eng, a):
-    net = eng.net
-    lid, i = (parse.num(a, 0, 0, MAX_LINKS - 1), 1) if net.mux else (0, 0)
-    parse.count(a, i + 1, i + 1)
-    net.persist[lid] = parse.num(a, i, 0, 1)
-
-
 # -- the server ------------------------------------------------------------------------------------
 SERVER_TYPES = ("TCP", "TCPv6", "SSL", "SSLv6")
 
@@ -304,52 +271,12 @@ def s_cipserver(eng, a):
     net.listen(port, typ, ca, netif)
 
 
-def q_cipservermaxconn(eng):
-    eng.reply("+CIPSERVERMAXCONN:%d" % eng.net.maxconn)
-
-
-def s_cipservermaxconn(eng, a):
-    parse.count(a, 1, 1)
-    n = parse.num(a, 0, 1, MAX_LINKS)
-    if eng.net.server is not None:
-        raise fail(EXEC_FAIL)  # "call it before creating a server"
-    eng.net.maxconn = n
-
-
-def q_cipsto(eng):
-    eng.reply("+CIPSTO:%d" % eng.net.sto)
-
-
-def s_cipsto(eng, a):
-    parse.count(a, 1, 1)
-    eng.net.sto = parse.num(a, 0, 0, 7200)
-    eng.net.arm_sto()
-
-
 # -- passive receive ----------------------------------------------------------------------------------
-def _lid_arg(eng, a, allow_all=False):
+def lid_arg(eng, a, allow_all=False):
     """(link id, index of the next parameter): the id is there only with CIPMUX=1."""
     if not eng.net.mux:
         return 0, 0
     return parse.num(a, 0, 0, MAX_LINKS if allow_all else MAX_LINKS - 1), 1
-
-
-def q_ciprecvtype(eng):
-    net = eng.net
-    for lid in (range(MAX_LINKS) if net.mux else (0,)):
-        eng.reply("+CIPRECVTYPE:%d,%d" % (lid, net.recvtype[lid]))
-
-
-def s_ciprecvtype(eng, a):
-    net = eng.net
-    lid, i = _lid_arg(eng, a, True)
-    parse.count(a, i + 1, i + 2)
-    mode = parse.num(a, i, 0, 1)
-    lenmode = parse.num(a, i + 1, 0, 1, 0)
-    if net.mode:
-        raise fail(EXEC_FAIL)  # not in passthrough mode
-    for k in (range(MAX_LINKS) if lid == MAX_LINKS else (lid,)):
-        net.set_passive(k, mode, lenmode)
 
 
 # AT+CIPRECVMODE: ESP-AT's name up to v3.x for one receive mode on every link
@@ -369,7 +296,7 @@ def s_ciprecvmode(eng, a):
 
 def s_ciprecvdata(eng, a):
     net = eng.net
-    lid, i = _lid_arg(eng, a)
+    lid, i = lid_arg(eng, a)
     parse.count(a, i + 1, i + 2)
     n = parse.num(a, i, 1, 0x7FFFFFFF)
     whole = parse.num(a, i + 1, 0, 1, 0)
@@ -398,43 +325,13 @@ def q_ciprecvlen(eng):
 
 
 # -- socket options ---------------------------------------------------------------------------------------
-def q_ciptcpopt(eng):
-    net = eng.net
-    for lid in (range(MAX_LINKS) if net.mux else (0,)):
-        eng.reply("+CIPTCPOPT:%d,%d,%d,%d,%d" % ((lid,) + tuple(net.tcpopt[lid])))
-
-
-def s_ciptcpopt(eng, a):
-    net = eng.net
-    lid, i = _lid_arg(eng, a, True)
-    parse.count(a, i + 1, i + 4)
-    ids = range(MAX_LINKS) if lid == MAX_LINKS else (lid,)
-    cur = net.tcpopt[ids[0]]
-    opt = [parse.num(a, i, -1, 7200, cur[0]),
-           parse.num(a, i + 1, 0, 1, cur[1]),
-           parse.num(a, i + 2, 0, 0x7FFFFFFF, cur[2]),
-           parse.num(a, i + 3, 0, 7200, cur[3])]
-    applied = True
-    for k in ids:
-        net.tcpopt[k] = list(opt)
-        link = net.links[k]
-        if link is not None and not link.udp:
-            applied = net.apply_tcpopt(link) and applied
-    net.keepalive = opt[3]
-    eng.cfg.set("tcpopt", net.tcpopt)
-    if not applied:
-        # The port cannot apply an option (a stock ESP32 image has no SO_LINGER or
-        # keep-alive): say so instead of pretending.
-        raise fail(EXEC_FAIL, 0x20)
-
-
 # AT+CIPCLOSEMODE=[<link ID>,]<enable_abort> (ESP-AT up to v3.x; WiFiEspAT sends
 # it before AT+CIPCLOSE and goes on whatever it answers): 1 makes the next close
 # of this connection an abort (RST, through SO_LINGER 0), 0 a normal close. A
 # runtime without SO_LINGER (a stock ESP32 image) answers ERROR, as AT+CIPTCPOPT.
 def s_cipclosemode(eng, a):
     net = eng.net
-    lid, i = _lid_arg(eng, a)
+    lid, i = lid_arg(eng, a)
     parse.count(a, i + 1, i + 1)
     abort = parse.num(a, i, 0, 1)
     link = net.links[lid]
@@ -448,8 +345,6 @@ def s_cipclosemode(eng, a):
 COMMANDS = [
     row("+CIPMUX", query=q_cipmux, set=s_cipmux),
     row("+CIPMODE", query=q_cipmode, set=s_cipmode),
-    row("+CIPDINFO", query=q_cipdinfo, set=s_cipdinfo),
-    row("+CIPV6", query=q_cipv6, set=s_cipv6),
     row("+CIPSTART", set=s_cipstart),
     row("+CIPSTARTEX", set=s_cipstartex),
     row("+CIPSEND", set=s_cipsend, execute=exe_cipsend),
@@ -457,14 +352,9 @@ COMMANDS = [
     row("+CIPSTATE", query=q_cipstate),
     row("+CIPSTATUS", execute=exe_cipstatus),
     row("+CIFSR", execute=exe_cifsr),
-    row("+CIPCONNPERSIST", query=q_cipconnpersist, set=s_cipconnpersist),
     row("+CIPSERVER", query=q_cipserver, set=s_cipserver),
-    row("+CIPSERVERMAXCONN", query=q_cipservermaxconn, set=s_cipservermaxconn),
-    row("+CIPSTO", query=q_cipsto, set=s_cipsto),
-    row("+CIPRECVTYPE", query=q_ciprecvtype, set=s_ciprecvtype),
     row("+CIPRECVMODE", query=q_ciprecvmode, set=s_ciprecvmode),
     row("+CIPRECVDATA", set=s_ciprecvdata),
     row("+CIPRECVLEN", query=q_ciprecvlen),
-    row("+CIPTCPOPT", query=q_ciptcpopt, set=s_ciptcpopt),
     row("+CIPCLOSEMODE", set=s_cipclosemode),
 ]
