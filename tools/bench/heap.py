@@ -146,7 +146,8 @@ CORE_TARGET = 100 * 1024  # issue 13: a WROOM's .mpy core within one doubling, c
 def mpy_targets(ctx):
     """The .mpy targets (`make deploy` on a stock image) on a 32-bit MicroPython with TLS and
     nothing of ours frozen in (HEAP32_MPY=<it>: tools/heap32/frozen.sh --plain): the WROOM
-    and WROVER walks, and the smallest heap that serves the WROOM's working set."""
+    and WROVER walks, and the smallest heap that serves the WROOM's core working set
+    (tests/test_workset.py, link 2 TCP: the core has no SSL)."""
     exe = os.getenv("HEAP32_MPY")
     if not exe:
         ctx.row("heap32", ".mpy walks: not measured", "-", note="needs HEAP32_MPY=<32-bit build, nothing frozen>")
@@ -158,21 +159,22 @@ def mpy_targets(ctx):
         ctx.row("heap32", ".mpy walks: not measured", "-", note="HEAP32_MPY has lib/at frozen in: use --plain")
         return
     live_walk(ctx, exe, "WROOM, .mpy", "wroom", no_frozen=True)
-    found = workset_bisect(exe, *MPY_WORKSET_RANGE, no_frozen=True)
+    found = workset_bisect(exe, *MPY_WORKSET_RANGE, no_frozen=True, core=True)
     if found is None:
-        ctx.row("heap32", "WROOM, .mpy: working set FAILED", "no heap up to %d B served it" % MPY_WORKSET_RANGE[1])
+        ctx.row("heap32", "WROOM, .mpy: core working set FAILED", "no heap up to %d B served it" % MPY_WORKSET_RANGE[1])
     else:
         heap, free = found
-        ctx.row("heap32", "WROOM, .mpy: smallest heap serving the working set", "%d B" % heap,
+        ctx.row("heap32", "WROOM, .mpy: smallest heap serving the core's working set", "%d B" % heap,
                 "the core's target %d B" % CORE_TARGET,
                 "x%.2f; %d B free at ready there (the unix personality's adapter; bisection, %d B "
                 "steps)" % (heap / CORE_TARGET, free, WORKSET_STEP))
     live_walk(ctx, exe, "WROVER, .mpy", "wrover", no_frozen=True)
 
 
-def workset_run(exe, heap, target="wroom", no_frozen=False):
+def workset_run(exe, heap, target="wroom", no_frozen=False, core=False):
     """Bytes free at ready if tests/test_workset.py's dialogue passes on `exe` (the unix
-    personality with `target`'s sizes) with this -X heapsize, else None."""
+    personality with `target`'s sizes) with this -X heapsize, else None. core: the
+    core's set (link 2 TCP, not SSL: the `.mpy` WROOM target)."""
     import tempfile
     env = dict(os.environ, VBOARD_MICROPYTHON=exe, VBOARD_TARGET=target, VBOARD_HEAP=str(heap))
     if no_frozen:
@@ -181,7 +183,8 @@ def workset_run(exe, heap, target="wroom", no_frozen=False):
         r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--board", "unix",
                             "--timeout", "120", "--basetemp", tmp,
                             # the dialogue on the board of the run (the file's other tests bring their own)
-                            "tests/test_workset.py::test_five_passive_links_server_and_sendl",
+                            "tests/test_workset.py::test_five_%s_server_and_sendl"
+                            % ("tcp_links" if core else "passive_links"),
                             "tests/test_workset.py::test_passthrough_both_ways"],
                            cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
         if r.returncode:

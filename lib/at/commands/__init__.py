@@ -90,11 +90,15 @@ def code_in_heap():
 
 
 def index_rows(later, entry):
-    """The rows of an ON_USE entry, each form it has handled by `later`."""
-    rows = []
-    for i in range(1, len(entry), 2):
-        forms = entry[i + 1]
-        rows.append((entry[i],) + tuple(later if forms >> (3 - k) & 1 else None for k in range(4)))
+    """The rows of an ON_USE entry, each form it has handled by `later`. Each row is
+    made in one piece, with no temporary between two rows: they live for good, and
+    a generator's garbage between them left the table in 208-byte holes (12 KB of
+    them on a WROOM's heap at `ready`: BENCHMARKS.md, "Heap")."""
+    rows: "list" = [None] * (len(entry) // 2)
+    for i in range(len(rows)):
+        f = entry[2 * i + 2]
+        rows[i] = (entry[2 * i + 1], later if f & 8 else None, later if f & 4 else None,
+                   later if f & 2 else None, later if f & 1 else None)
     return rows
 
 
