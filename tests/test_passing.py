@@ -74,8 +74,8 @@ def test_a_passing_group_leaves_nothing_behind(opts, tmp_path):
         d.reset()
         d.ok("ATE0")
         core = groups(d)
-        assert "system" not in core and "wificonf" not in core, core
-        for cmd, group in (("AT+GMR", "system"), ("AT+CWLAP", "wificonf")):
+        assert "system" not in core and "wifiap" not in core, core
+        for cmd, group in (("AT+GMR", "system"), ("AT+CWLAP", "wifiap")):
             first = d.cmd(cmd, timeout=20)
             assert first.endswith(OK), first
             assert groups(d) == core, (cmd, groups(d))

@@ -10,7 +10,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy only
     from typing import Any
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, E_SSL_TIMEOUT
-from at import nested, sock
+from at import sock
 from at.addr import is_ipv4, literal, A, AAAA
 from at.sock import errno_of, EAGAIN
 from at.loop import POLLERR
@@ -348,6 +348,7 @@ class Net:
             raise
         ss = None
         if typ[0] == "S":
+            from at import nested  # SSL links only: the handshake's turns (imported on first use)
             yield from nested.wait_turn(self.eng)
             ss = self.handshake(s, lid, name, timeout_ms or HANDSHAKE_MS)
         link = Link(lid, typ, s, host, port, lport, 0, ss)
@@ -361,7 +362,7 @@ class Net:
     def handshake(self, s, lid, host, timeout_ms, server_ctx=None):
         """TLS over the connected socket s; returns the wrapper or raises ATError
         (and then s is closed). The loop keeps running meanwhile (at/nested.py)."""
-        from at import sslconf
+        from at import sslconf, nested
         try:
             if server_ctx is not None:
                 ctx, name = server_ctx, None
@@ -460,12 +461,14 @@ class Net:
         srv = self.server
         if srv is None:  # stopped in this loop turn
             return
-        if srv.ctx is not None and nested.busy():
-            # Inside another handshake's tick: leave the client in the backlog.
-            self.loop.on_read(obj, None)
-            nested.later(lambda: self.server is srv
-                         and self.loop.on_read(obj, self._accept))
-            return
+        if srv.ctx is not None:
+            from at import nested  # SSL only
+            if nested.busy():
+                # Inside another handshake's tick: leave the client in the backlog.
+                self.loop.on_read(obj, None)
+                nested.later(lambda: self.server is srv
+                             and self.loop.on_read(obj, self._accept))
+                return
         try:
             c, addr = obj.accept()
         except OSError:

@@ -5,6 +5,7 @@
 import tls
 import binascii
 from at import mfg
+from at import nested  # noqa: F401 (the handshakes' turns, at/net.py: loaded with the SSL code)
 from at.errors import fail, EXEC_FAIL, E_NOT_HERE, E_CLOCK
 from at.errors import (E_SSL_HANDSHAKE, E_SSL_UNTRUSTED, E_SSL_NAME, E_SSL_EXPIRED, E_SSL_NO_CERT, E_SSL_BAD_CERT,
                        E_SSL_CIPHER)

@@ -29,12 +29,14 @@ TABLE = 96  # room in the command table, made at boot before the groups load (te
 ON_USE = (
     ("system",
         "+GMR", 0b0001, "+CMD", 0b0100, "+RESTORE", 0b0001, "+SYSSTORE", 0b0110, "+SYSMSG", 0b0110,
-        "+SYSLOG", 0b0110, "+SYSRAM", 0b0110, "+RFPOWER", 0b0110, "+SYSTIMESTAMP", 0b0110,
-        "+UART_CUR", 0b0110, "+UART_DEF", 0b0110),
+        "+SYSLOG", 0b0110, "+SYSRAM", 0b0110),
+    ("sysconf", "+RFPOWER", 0b0110, "+SYSTIMESTAMP", 0b0110, "+UART_CUR", 0b0110, "+UART_DEF", 0b0110),
     ("wificonf",
-        "+CWRECONNCFG", 0b0110, "+CWLAPOPT", 0b0010, "+CWLAP", 0b0011, "+CWSAP", 0b0110, "+CWLIF", 0b0001,
-        "+CWDHCP", 0b0110, "+CWAUTOCONN", 0b0110, "+CIPSTAMAC", 0b0110, "+CIPAPMAC", 0b0100,
-        "+CIPAP", 0b0100, "+CWHOSTNAME", 0b0110, "+CWCOUNTRY", 0b0110, "+SLEEP", 0b0110, "+GSLP", 0b0010),
+        "+CWRECONNCFG", 0b0110, "+CWDHCP", 0b0110, "+CWAUTOCONN", 0b0110, "+CIPSTAMAC", 0b0110,
+        "+CWHOSTNAME", 0b0110, "+CWCOUNTRY", 0b0110, "+SLEEP", 0b0110, "+GSLP", 0b0010),
+    ("wifiap",
+        "+CWLAPOPT", 0b0010, "+CWLAP", 0b0011, "+CWSAP", 0b0110, "+CWLIF", 0b0001, "+CIPAPMAC", 0b0100,
+        "+CIPAP", 0b0100),
     ("tcpconf",
         "+CIPDINFO", 0b0110, "+CIPV6", 0b0110, "+CIPCONNPERSIST", 0b0110, "+CIPSERVERMAXCONN", 0b0110,
         "+CIPSTO", 0b0110, "+CIPRECVTYPE", 0b0110, "+CIPTCPOPT", 0b0110),
@@ -50,7 +52,7 @@ ON_USE = (
     ("ota", "+CIUPDATESRV", 0b0110, "+CIPFWVER", 0b0100, "+CIUPDATE", 0b0111),
     ("nothere", "+CWSTARTSMART", 0b0011, "+CWSTOPSMART", 0b0001, "+WPS", 0b0010, "+CWJEAP", 0b0110),
 )
-PASSING = ("system", "wificonf", "tcpconf", "passthrough")
+PASSING = ("system", "sysconf", "wificonf", "wifiap", "tcpconf", "passthrough")
 
 
 def group(eng, name):

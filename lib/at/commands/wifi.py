@@ -164,6 +164,12 @@ def _join(eng, t, opts, set_interval):
     eng.cfg.set("ap", saved_ap(t, opts))
 
 
+def station_mode(eng):
+    """ERROR unless the station is on (AT+CWMODE 1 or 3)."""
+    if eng.cfg.get("cwmode") not in (1, 3):
+        raise fail(EXEC_FAIL)
+
+
 # -- AT+CWQAP, AT+CWSTATE, AT+CIPSTA? ------------------------------------------------------------
 def exe_cwqap(eng):
     was = eng.wifi.stop()
