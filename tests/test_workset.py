@@ -19,6 +19,7 @@ import time
 import pytest
 
 from board import GC_HEAP_COMMAND, gc_heap, own_board
+from conftest import board_args
 from peers import TcpServer, echo, free_port, hold, sha, sink, wait_for
 from tlspeers import Pki, TlsServer, tls_hold
 
@@ -253,14 +254,19 @@ def test_working_set_in_a_wroom_sized_heap(opts, host_ip, tmp_path):
     size = romfs.image(lib, tmp_path / "at.romfs").stat().st_size
     mp = pathlib.Path(sys.executable).parent / "micropython"
     extra = ["--board", "unix", "--romfs", "--target", "wroom", "--micropython", str(mp)]
+    set_and_passthrough_in_own_board(opts, host_ip, tmp_path, extra, size + WROOM_HEAP_ROMFS64)
+
+
+def set_and_passthrough_in_own_board(opts, host_ip, tmp_path, extra, heap, ssl=True):
+    """The working set's dialogue (ssl: link 2 SSL), then passthrough both ways, on a
+    board of the test's own started with `extra` and this heap, joined to the AP."""
     echo_srv = TcpServer(host_ip, echo)
     try:
-        with own_board(tmp_path / "flash", tmp_path / "log.txt", heap=str(size + WROOM_HEAP_ROMFS64),
-                       extra=extra) as d:
+        with own_board(tmp_path / "flash", tmp_path / "log.txt", heap=str(heap), extra=extra) as d:
             d.reset()
             d.ok("ATE0")
             d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
-            five_links(d, host_ip)
+            five_links(d, host_ip, ssl=ssl)
             passthrough_both_ways(d, host_ip, echo_srv.port)
     finally:
         echo_srv.close()
@@ -284,18 +290,9 @@ WROOM_MPY_TWIN64 = WROOM_MPY64 + 74 * 1024
 def test_core_from_mpy_files_in_a_wroom_sized_heap(opts, host_ip, tmp_path):
     if opts.port:
         pytest.skip("a virtual board's own heap")
-    mp = str(pathlib.Path(sys.executable).parent / "micropython")
+    extra = board_args(opts) + ["--micropython", str(pathlib.Path(sys.executable).parent / "micropython")]
     if opts.board == "esp32":
-        extra, heap = ["--board", "esp32", "--mpy", opts.mpy, "--micropython", mp], WROOM_MPY_TWIN64
+        heap = WROOM_MPY_TWIN64
     else:
-        extra, heap = ["--board", "unix", "--target", "wroom", "--micropython", mp], WROOM_MPY64
-    echo_srv = TcpServer(host_ip, echo)
-    try:
-        with own_board(tmp_path / "flash", tmp_path / "log.txt", heap=str(heap), extra=extra) as d:
-            d.reset()
-            d.ok("ATE0")
-            d.ok('AT+CWJAP="%s","%s"' % (opts.ssid, opts.password), timeout=30)
-            five_links(d, host_ip, ssl=False)
-            passthrough_both_ways(d, host_ip, echo_srv.port)
-    finally:
-        echo_srv.close()
+        extra, heap = extra + ["--target", "wroom"], WROOM_MPY64
+    set_and_passthrough_in_own_board(opts, host_ip, tmp_path, extra, heap, ssl=False)

@@ -37,10 +37,9 @@ def q_cipconnpersist(eng):
 
 
 def s_cipconnpersist(eng, a):
-    net = eng.net
-    lid, i = (parse.num(a, 0, 0, MAX_LINKS - 1), 1) if net.mux else (0, 0)
+    lid, i = lid_arg(eng, a)
     parse.count(a, i + 1, i + 1)
-    net.persist[lid] = parse.num(a, i, 0, 1)
+    eng.net.persist[lid] = parse.num(a, i, 0, 1)
 
 
 def q_cipservermaxconn(eng):

@@ -1,8 +1,8 @@
 # Wi-Fi commands (Wi-Fi_AT_Commands.rst): AT+CWMODE, AT+CWJAP, AT+CWQAP,
 # AT+CWSTATE, AT+CIPSTA?, and the station's setup at boot. The radio itself is the
 # board's (network.WLAN on the ESP32, a simulated AP list on the virtual board).
-# The commands a host sends to set up (AT+CWLAP, AT+CWSAP, AT+CWDHCP ...) are in
-# at/commands/wificonf.py.
+# The commands a host sends to set up are in at/commands/wificonf.py (AT+CWDHCP,
+# AT+CIPSTAMAC ...) and at/commands/wifiap.py (AT+CWLAP, AT+CWSAP ...).
 import time
 from at import parse
 from at.wifi import (Wifi, Target, saved_ap, saved_opts, target, OPT_RECONN, OPT_LISTEN, OPT_SCAN, OPT_PMF,
@@ -12,7 +12,7 @@ from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 from at.commands import row
 
 
-def _sap(eng):
+def softap_config(eng):
     """The soft-AP configuration: saved by AT+CWSAP, or the chip's default (SSID
     ESP_ and the soft-AP MAC's last three bytes, open, channel 1, 4 stations)."""
     c = eng.cfg.get("cwsap")
@@ -26,7 +26,7 @@ def _sap(eng):
 def _apply_mode(eng, mode, old=0):
     eng.wifi.radio.set_mode(mode)
     if mode & 2 and not old & 2:  # the soft-AP comes up with its configuration
-        eng.wifi.radio.softap(*_sap(eng))
+        eng.wifi.radio.softap(*softap_config(eng))
 
 
 def init(eng):
@@ -36,7 +36,7 @@ def init(eng):
     mode = cfg.get("cwmode")
     _apply_mode(eng, mode)
     mac = cfg.get("cipstamac")
-    if isinstance(mac, str) and _is_mac(mac):
+    if isinstance(mac, str) and is_mac(mac):
         try:
             r.set_mac(0, mac)
         except (OSError, ValueError):
@@ -90,7 +90,7 @@ def q_cwjap(eng):
         ssid, bssid, ch, rssi, eng.cfg.get("cwreconncfg")[0], o[OPT_LISTEN], o[OPT_SCAN], o[OPT_PMF]))
 
 
-def _is_mac(s):
+def is_mac(s):
     p = s.split(":")
     if len(s) != 17 or len(p) != 6:
         return False
@@ -109,7 +109,7 @@ def s_cwjap(eng, a):
     ssid = parse.text(a, 0, 32, None)
     pwd = parse.text(a, 1, 64, None)
     bssid = parse.text(a, 2, 17, None) or None
-    if bssid is not None and not _is_mac(bssid):
+    if bssid is not None and not is_mac(bssid):
         raise ATError(code(PARA_INVALID, 2))
     threshold = parse.num(a, 3, 0, 16, 0)
     opts = [parse.num(a, 4, 0, 7200, 1),  # reconn_interval

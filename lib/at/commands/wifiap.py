@@ -6,7 +6,7 @@ from at import parse
 from at.wifi import LAPOPT
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, PARA_LENGTH
 from at.commands import row
-from at.commands.wifi import _sap, _is_mac, station_mode
+from at.commands.wifi import softap_config, is_mac, station_mode
 
 SCAN_POLL_MS = 20  # how often a background scan is looked at
 
@@ -61,7 +61,7 @@ def s_cwlap(eng, a):
     ssid = parse.text(a, 0, 32, None) or None
     mac = parse.text(a, 1, 17, None) or None
     if mac is not None:
-        if not _is_mac(mac):
+        if not is_mac(mac):
             raise ATError(code(PARA_INVALID, 1))
         mac = mac.lower()
     channel = parse.num(a, 2, 0, 14, 0)
@@ -87,13 +87,13 @@ def _softap_mode(eng):
 
 def q_cwsap(eng):
     _softap_mode(eng)
-    eng.reply('+CWSAP:"%s","%s",%d,%d,%d,%d' % tuple(_sap(eng)))
+    eng.reply('+CWSAP:"%s","%s",%d,%d,%d,%d' % tuple(softap_config(eng)))
 
 
 def s_cwsap(eng, a):
     _softap_mode(eng)
     parse.count(a, 4, 6)
-    cur = _sap(eng)
+    cur = softap_config(eng)
     ssid = parse.text(a, 0, 32, minlen=1)
     pwd = parse.text(a, 1, 64)
     ch = parse.num(a, 2, 1, 14)

@@ -7,7 +7,7 @@
 from at import parse
 from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 from at.commands import row
-from at.commands.wifi import _is_mac, station_mode
+from at.commands.wifi import is_mac, station_mode
 
 
 # -- AT+CWRECONNCFG -------------------------------------------------------------------------------
@@ -60,7 +60,7 @@ def q_cipstamac(eng):
 def s_cipstamac(eng, a):
     parse.count(a, 1, 1)
     mac = parse.text(a, 0, 17)
-    if not _is_mac(mac):
+    if not is_mac(mac):
         raise ATError(code(PARA_INVALID, 0))
     mac = mac.lower()
     r = eng.wifi.radio
