@@ -27,14 +27,21 @@ def test_mpy_cross_compiles(path, tmp_path):
 INDEX_CHECK = """
 from at import commands
 bad = []
-for entry in commands.ON_USE:
-    name, index = entry[0], entry[1:]
+for line in commands.INDEX.split("\\n"):
+    if not line:
+        continue
+    name, index = line.split(" ", 1)
     mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
-    want = ()
-    for r in mod.COMMANDS:
-        want += (r[0], sum(8 >> k for k in range(4) if r[1 + k] is not None))
+    want = " ".join("%s %x" % (r[0], sum(8 >> k for k in range(4) if r[1 + k] is not None))
+                    for r in mod.COMMANDS)
     if want != index:
         bad.append((name, want))
+    for r in mod.COMMANDS:  # each name found, in its group, with its forms
+        if commands.find(r[0]) != (name, sum(8 >> k for k in range(4) if r[1 + k] is not None)):
+            bad.append((name, r[0], commands.find(r[0])))
+for name in ("+", "+CWLA", "+CIPAPMA", "+GMR 1 +CMD", "GMR", "+CWLAPOPT 2", ""):
+    if commands.find(name) is not None:
+        bad.append((name, commands.find(name)))
 print(repr(bad))
 """
 
@@ -47,27 +54,28 @@ def test_on_use_index_matches_the_groups():
     r = subprocess.run([str(mp), "-c", INDEX_CHECK], capture_output=True, text=True,
                        env={"MICROPYPATH": str(ROOT / "lib")}, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]", "ON_USE must read: %s" % r.stdout
+    assert r.stdout.strip() == "[]", "INDEX must read: %s" % r.stdout
 
 
 TABLE_CHECK = """
 from at import commands
 n = sum(len(__import__("at.commands." + g, None, None, ("COMMANDS",)).COMMANDS) for g in commands.CORE)
-n += sum(len(entry) // 2 for entry in commands.ON_USE)
-print(n, commands.TABLE)
+print(n + commands.INDEX.count("+"), commands.TABLE, n, commands.LISTED)
 """
 
 
 def test_command_table_made_big_enough_at_boot():
     """The engine's table is made at boot with room for commands.TABLE commands
-    (engine.sized): every built-in one fits, with room for a few of
-    user_commands.py's, so it never grows while the groups load."""
+    and its list with room for commands.LISTED rows (engine.sized): every
+    built-in one fits, with room for a few of user_commands.py's, so neither
+    grows while the groups load."""
     mp = ROOT / ".venv" / "bin" / "micropython"
     r = subprocess.run([str(mp), "-c", TABLE_CHECK], capture_output=True, text=True,
                        env={"MICROPYPATH": str(ROOT / "lib")}, timeout=60)
     assert r.returncode == 0, r.stderr
-    n, room = map(int, r.stdout.split())
+    n, room, core, listed = map(int, r.stdout.split())
     assert n + 8 <= room, "%d commands at boot, room for %d: raise commands.TABLE" % (n, room)
+    assert core + 8 <= listed, "%d core rows, room for %d: raise commands.LISTED" % (core, listed)
 
 
 def _module_imports(path):

@@ -52,7 +52,8 @@ PROBE = (
     "import at.app, at.ports.%s\n"
     "%s\n"
     "from at import commands\n"
-    "for n in commands.CORE + tuple(g[0] for g in commands.ON_USE): __import__('at.commands.' + n)\n"
+    "for n in commands.CORE + tuple(g.split()[0] for g in commands.INDEX.split(chr(10)) if g):\n"
+    "    __import__('at.commands.' + n)\n"
     "gc.collect(); print(f - gc.mem_free())\n"
 )
 

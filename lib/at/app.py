@@ -19,7 +19,7 @@ def build(board):
     loop = Loop()
     small = board.small_heap
     out = Output(loop, board.uart, output.SIZE_SMALL if small else output.SIZE)
-    eng = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX, commands.TABLE)
+    eng = Engine(loop, out, board.log, DATA_SMALL if small else DATA_MAX, (commands.TABLE, commands.LISTED))
     eng.board = board
     eng.cfg = Store(board.log)
     gc.collect()  # the groups' objects live for good: below the boot's garbage, not among it

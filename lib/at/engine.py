@@ -46,35 +46,23 @@ DATA = _Data()
 STREAM = _Data()
 
 
-class Later:
-    """The handler slot of a command whose group is not imported yet: the first
-    use imports it (load(engine, name) puts the group's rows in the table). One
-    per group, shared by its rows (no closure each: a WROOM counts the bytes).
-    With drop, the group is a passing one: drop(engine, later) runs once its
-    command has finished, and puts these slots back (at/commands/__init__.py)."""
-
-    def __init__(self, load, name, drop=None):
-        self.load = load
-        self.name = name
-        self.drop = drop
-
-
-def sized(n):
-    """An empty dict and an empty list with room for n items each, made in one
-    piece now: they never grow while the command groups load (growing takes a
-    new, bigger block, which a heap the imports have cut up may not have).
-    MicroPython keeps the room: a dict reuses its deleted slots (py/map.c), a
-    list keeps its allocation when a slice is deleted (py/objlist.c)."""
+def sized(n, m):
+    """An empty dict with room for n items and an empty list with room for m,
+    made in one piece now: they never grow while the command groups load
+    (growing takes a new, bigger block, which a heap the imports have cut up may
+    not have). MicroPython keeps the room: a dict reuses its deleted slots
+    (py/map.c), a list keeps its allocation when a slice is deleted
+    (py/objlist.c)."""
     d = dict.fromkeys(range(n))
     for k in range(n):
         del d[k]
-    rows = [None] * n
+    rows = [None] * m
     del rows[:]
     return d, rows
 
 
 class Engine(Waits):
-    def __init__(self, loop, out, log=None, dsize=DATA_MAX, rows=0):
+    def __init__(self, loop, out, log=None, dsize=DATA_MAX, rows=(0, 0)):
         self.loop = loop
         self.out = out
         self.log: "Any" = log or sys.stderr
@@ -91,12 +79,21 @@ class Engine(Waits):
         self.ota_state = 0  # OTA group: +CIPUPDATE's state (at/fwfiles.py), set by at/ota.py as it goes
         self.ota_task: "Any" = None  # OTA group: the non-blocking update's Task
         self.ota_busy = False  # OTA group: an update runs (either mode)
-        self.table, self.rows = sized(rows)  # name -> row; the rows in ESP-AT's order
+        # name -> row, every command's once used; the core groups' rows and
+        # user_commands.py's in ESP-AT's order (AT+CMD? lists the others from
+        # at/commands' INDEX): room for rows[0] and rows[1] of them
+        self.table, self.rows = sized(*rows)
         self.echo = True
         self.syslog = 0
         self.task: "Any" = None
         self._after = None
-        self._passing: "Any" = None  # the Later of a passing group the command running loaded
+        # at/commands: on_use(eng, name, kind) imports the group of a command not in the
+        # table and returns its row (None: no group has it); unload(eng, group) drops a
+        # passing group once its command has finished (passing: the one the command
+        # running imported).
+        self.on_use: "Any" = None
+        self.unload: "Any" = None
+        self.passing: "Any" = None
         self.line = bytearray()
         self._over = False
         self._cr = False  # the line so far ends with a CR
@@ -304,14 +301,11 @@ class Engine(Waits):
         try:
             name, kind, rest = parse.split(line)
             row = self.table.get(name)
+            if row is None and self.on_use is not None:
+                row = self.on_use(self, name, kind)
             if row is None:
                 raise ATError(code(UNSUPPORTED))
             fn = row[kind]
-            if type(fn) is Later:
-                fn.load(self, fn.name)
-                if fn.drop is not None:
-                    self._passing = fn
-                fn = self.table[name][kind]
             if fn is None:
                 raise ATError(code(OP_ERROR))
             r = fn(self, parse.args(rest)) if kind == parse.SET else fn(self)
@@ -352,10 +346,10 @@ class Engine(Waits):
         if cb is not None:
             self._after = None
             cb()
-        p = self._passing
+        p = self.passing
         if p is not None:
-            self._passing = None
-            p.drop(self, p)
+            self.passing = None
+            self.unload(self, p)
 
     # -- running a generator handler -------------------------------------------------------
     def _step(self, val):

@@ -9,7 +9,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy only
     from typing import Any
-from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID, E_SSL_TIMEOUT
+from at.errors import ATError, code, fail, EXEC_FAIL, PARA_INVALID
 from at import sock
 from at.addr import is_ipv4, literal, A, AAAA
 from at.sock import errno_of, EAGAIN
@@ -348,9 +348,9 @@ class Net:
             raise
         ss = None
         if typ[0] == "S":
-            from at import nested  # SSL links only: the handshake's turns (imported on first use)
+            from at import nested, sslconf  # SSL links only (imported on first use)
             yield from nested.wait_turn(self.eng)
-            ss = self.handshake(s, lid, name, timeout_ms or HANDSHAKE_MS)
+            ss = sslconf.handshake(self, s, lid, name, timeout_ms or HANDSHAKE_MS)
         link = Link(lid, typ, s, host, port, lport, 0, ss)
         if udp:
             link.dest = addr
@@ -358,42 +358,6 @@ class Net:
         self.attach(link)
         if announce:
             self.announce(link)
-
-    def handshake(self, s, lid, host, timeout_ms, server_ctx=None):
-        """TLS over the connected socket s; returns the wrapper or raises ATError
-        (and then s is closed). The loop keeps running meanwhile (at/nested.py)."""
-        from at import sslconf, nested
-        try:
-            if server_ctx is not None:
-                ctx, name = server_ctx, None
-            else:
-                ctx, name = sslconf.client_context(self.eng, lid, host)
-        except BaseException:
-            self.links[lid] = None
-            s.close()
-            raise
-        aborted = []
-
-        def abort():
-            aborted.append(1)
-            s.close()
-
-        self.links[lid] = self.links[lid] or Link(lid, "SSL", s, host, 0, 0)  # hold the slot
-        # mbedTLS writes its last flight in pieces: without TCP_NODELAY, Nagle and
-        # delayed ACKs add ~40 ms per handshake. AT+CIPTCPOPT applies afterwards.
-        self.eng.board.tcpopt(s, -1, 1, 0)
-        try:
-            if server_ctx is not None:
-                wrap = lambda: ctx.wrap_socket(s, server_side=True)
-            else:
-                wrap = lambda: ctx.wrap_socket(s, server_hostname=name)
-            return nested.run(self.loop, wrap, timeout_ms, abort, self.eng.log)
-        except Exception as e:
-            self.links[lid] = None
-            s.close()
-            self.eng.log.write("at: SSL handshake on link %d failed: %r\n" % (lid, e))
-            ext = E_SSL_TIMEOUT if aborted else sslconf.why(e)
-            raise fail(EXEC_FAIL, ext, errno=errno_of(e) if isinstance(e, OSError) else 0)
 
     def _join_group(self, s, group, local_ip):
         """IPv4 multicast: join the group on the interface of local_ip (or any)."""
@@ -484,8 +448,9 @@ class Net:
             ip = ip[7:]
         ss = None
         if srv.ctx is not None:
+            from at import sslconf
             try:
-                ss = self.handshake(c, lid, ip, HANDSHAKE_MS, srv.ctx)
+                ss = sslconf.handshake(self, c, lid, ip, HANDSHAKE_MS, srv.ctx)
             except ATError:
                 return  # a client that fails the handshake never becomes a link
         link = Link(lid, srv.type, c, ip, port, srv.port, 1, ss)

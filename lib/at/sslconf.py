@@ -5,8 +5,9 @@
 import tls
 import binascii
 from at import mfg
-from at import nested  # noqa: F401 (the handshakes' turns, at/net.py: loaded with the SSL code)
-from at.errors import fail, EXEC_FAIL, E_NOT_HERE, E_CLOCK
+from at import nested
+from at.sock import errno_of
+from at.errors import fail, EXEC_FAIL, E_NOT_HERE, E_CLOCK, E_SSL_TIMEOUT
 from at.errors import (E_SSL_HANDSHAKE, E_SSL_UNTRUSTED, E_SSL_NAME, E_SSL_EXPIRED, E_SSL_NO_CERT, E_SSL_BAD_CERT,
                        E_SSL_CIPHER)
 
@@ -183,3 +184,41 @@ def why(e):
             return E_SSL_NAME
         return E_SSL_UNTRUSTED
     return E_SSL_HANDSHAKE
+
+
+def handshake(net, s, lid, host, timeout_ms, server_ctx=None):
+    """TLS over the connected socket s of link lid (at/net.py's Net, net);
+    returns the wrapper or raises ATError (and then s is closed). The loop keeps
+    running meanwhile (at/nested.py). Here, not in at/net.py: loaded with SSL."""
+    from at.net import Link
+    try:
+        if server_ctx is not None:
+            ctx, name = server_ctx, None
+        else:
+            ctx, name = client_context(net.eng, lid, host)
+    except BaseException:
+        net.links[lid] = None
+        s.close()
+        raise
+    aborted = []
+
+    def abort():
+        aborted.append(1)
+        s.close()
+
+    net.links[lid] = net.links[lid] or Link(lid, "SSL", s, host, 0, 0)  # hold the slot
+    # mbedTLS writes its last flight in pieces: without TCP_NODELAY, Nagle and
+    # delayed ACKs add ~40 ms per handshake. AT+CIPTCPOPT applies afterwards.
+    net.eng.board.tcpopt(s, -1, 1, 0)
+    try:
+        if server_ctx is not None:
+            wrap = lambda: ctx.wrap_socket(s, server_side=True)
+        else:
+            wrap = lambda: ctx.wrap_socket(s, server_hostname=name)
+        return nested.run(net.loop, wrap, timeout_ms, abort, net.eng.log)
+    except Exception as e:
+        net.links[lid] = None
+        s.close()
+        net.eng.log.write("at: SSL handshake on link %d failed: %r\n" % (lid, e))
+        ext = E_SSL_TIMEOUT if aborted else why(e)
+        raise fail(EXEC_FAIL, ext, errno=errno_of(e) if isinstance(e, OSError) else 0)

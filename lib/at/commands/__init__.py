@@ -4,12 +4,13 @@
 # CORE groups are imported at boot: what a host uses at its peak (links, sends,
 # passthrough) is there before the heap is in pieces (BENCHMARKS.md, "Heap": the
 # sends imported at the peak needed more heap than at boot). The others are
-# imported when one of their commands first arrives: ON_USE names their commands
-# and the forms each has (bits for test, query, set, execute, as AT+CMD? shows
-# them), so the table knows every command, in order, without their code in the
-# heap. Constants only, flat: frozen, they stay in flash; from a .mpy file each
-# string and tuple is an object in the heap (a pair per command cost 80 bytes).
-# tests/test_static.py checks ON_USE against the modules.
+# imported when one of their commands first arrives: INDEX names them, a line a
+# group, each command with its forms as a hex digit (test 8, query 4, set 2,
+# execute 1, as AT+CMD? shows them), so the board knows every command, in order,
+# with neither their code nor a row of theirs in the heap. One string: frozen,
+# it stays in flash; from a .mpy file it is one object (as tuples it was 3 KB,
+# and their rows 2 KB more: BENCHMARKS.md, "A command index in one string").
+# tests/test_static.py checks INDEX against the modules.
 #
 # PASSING groups hold commands a host sends once, to set up (AT+GMR, AT+CWLAP,
 # AT+UART_DEF ...): where their code takes heap (.mpy files on a board without
@@ -19,48 +20,79 @@
 # (it is on the engine and in the settings) and leave nothing behind that runs
 # later, or the next import would make a second copy of it.
 #
-# To add a group, add its module here (to CORE, or to ON_USE with its index); to
-# add a command without touching the firmware, drop a user_commands.py with a
+# To add a group, add its module here (to CORE, or to INDEX with its commands);
+# to add a command without touching the firmware, drop a user_commands.py with a
 # COMMANDS list on the board (see README).
-from at.engine import Later
+from at.errors import ATError, code, OP_ERROR
 
 CORE = ("basic", "wifi", "tcpip", "sendx")
-TABLE = 96  # room in the command table, made at boot before the groups load (tests/test_static.py)
-ON_USE = (
-    ("system",
-        "+GMR", 0b0001, "+CMD", 0b0100, "+RESTORE", 0b0001, "+SYSSTORE", 0b0110, "+SYSMSG", 0b0110,
-        "+SYSLOG", 0b0110, "+SYSRAM", 0b0110),
-    ("sysconf", "+RFPOWER", 0b0110, "+SYSTIMESTAMP", 0b0110, "+UART_CUR", 0b0110, "+UART_DEF", 0b0110),
-    ("wificonf",
-        "+CWRECONNCFG", 0b0110, "+CWDHCP", 0b0110, "+CWAUTOCONN", 0b0110, "+CIPSTAMAC", 0b0110,
-        "+CWHOSTNAME", 0b0110, "+CWCOUNTRY", 0b0110, "+SLEEP", 0b0110, "+GSLP", 0b0010),
-    ("wifiap",
-        "+CWLAPOPT", 0b0010, "+CWLAP", 0b0011, "+CWSAP", 0b0110, "+CWLIF", 0b0001, "+CIPAPMAC", 0b0100,
-        "+CIPAP", 0b0100),
-    ("tcpconf",
-        "+CIPDINFO", 0b0110, "+CIPV6", 0b0110, "+CIPCONNPERSIST", 0b0110, "+CIPSERVERMAXCONN", 0b0110,
-        "+CIPSTO", 0b0110, "+CIPRECVTYPE", 0b0110, "+CIPTCPOPT", 0b0110),
-    ("passthrough", "+TRANSINTVL", 0b0110, "+CIPRECONNINTV", 0b0110, "+SAVETRANSLINK", 0b0010),
-    ("ssl",
-        "+CIPSSLCCONF", 0b0110, "+CIPSSLCCIPHER", 0b0110, "+CIPSSLCCN", 0b0110, "+CIPSSLCSNI", 0b0110,
-        "+CIPSSLCALPN", 0b0110, "+CIPSSLCPSK", 0b0110, "+CIPSSLCPSKHEX", 0b0110),
-    ("mfg", "+SYSMFG", 0b0110),
-    ("dns", "+CIPDNS", 0b0110, "+CIPDOMAIN", 0b0010),
-    ("sntp", "+CIPSNTPCFG", 0b0110, "+CIPSNTPTIME", 0b0100, "+CIPSNTPINTV", 0b0110),
-    ("ping", "+PING", 0b0010),
-    ("mdns", "+MDNS", 0b0010),
-    ("ota", "+CIUPDATESRV", 0b0110, "+CIPFWVER", 0b0100, "+CIUPDATE", 0b0111),
-    ("nothere", "+CWSTARTSMART", 0b0011, "+CWSTOPSMART", 0b0001, "+WPS", 0b0010, "+CWJEAP", 0b0110),
+# Room in the engine's table (every command, once used) and in its list of the
+# core groups' rows and user_commands.py's, made at boot (tests/test_static.py)
+TABLE = 96
+LISTED = 36
+INDEX = (
+    "\nsystem +GMR 1 +CMD 4 +SYSSTORE 6 +SYSMSG 6 +SYSLOG 6 +SYSRAM 6"
+    "\nsysconf +RFPOWER 6 +SYSTIMESTAMP 6 +UART_CUR 6 +UART_DEF 6"
+    "\nwificonf +CWRECONNCFG 6 +CWDHCP 6 +CWAUTOCONN 6 +CIPSTAMAC 6 +CWHOSTNAME 6 +CWCOUNTRY 6 +SLEEP 6 +GSLP 2"
+    "\nwifiap +CWLAPOPT 2 +CWLAP 3 +CWSAP 6 +CWLIF 1 +CIPAPMAC 4 +CIPAP 4"
+    "\ntcpconf +CIPDINFO 6 +CIPV6 6 +CIPCONNPERSIST 6 +CIPSERVERMAXCONN 6 +CIPSTO 6 +CIPRECVTYPE 6 +CIPTCPOPT 6"
+    "\npassthrough +TRANSINTVL 6 +CIPRECONNINTV 6 +SAVETRANSLINK 2"
+    "\nssl +CIPSSLCCONF 6 +CIPSSLCCIPHER 6 +CIPSSLCCN 6 +CIPSSLCSNI 6 +CIPSSLCALPN 6 +CIPSSLCPSK 6 +CIPSSLCPSKHEX 6"
+    "\nmfg +SYSMFG 6"
+    "\ndns +CIPDNS 6 +CIPDOMAIN 2"
+    "\nsntp +CIPSNTPCFG 6 +CIPSNTPTIME 4 +CIPSNTPINTV 6"
+    "\nping +PING 2"
+    "\nmdns +MDNS 2"
+    "\nota +CIUPDATESRV 6 +CIPFWVER 4 +CIUPDATE 7"
+    "\nnothere +CWSTARTSMART 3 +CWSTOPSMART 1 +WPS 2 +CWJEAP 6"
+    "\n"
 )
 PASSING = ("system", "sysconf", "wificonf", "wifiap", "tcpconf", "passthrough")
+LEAVES = ("at.version", "at.caps")  # modules only a passing group imports at boot: they go with it
+core_rows = 0  # load(): how many rows the core groups put in eng.rows (AT+CMD? lists INDEX after them)
+_lean = False  # load(): passing groups are dropped after their command
+
+
+def find(name):
+    """(group, forms) of a command in INDEX, or None. "+" starts each name and
+    nothing else: a match that starts at a "+" and ends before a space is one
+    whole name."""
+    if name[:1] != "+":
+        return None
+    i = INDEX.find(name + " ")
+    if i < 0 or " " in name:
+        return None
+    g = INDEX.rfind("\n", 0, i) + 1
+    return INDEX[g:INDEX.find(" ", g)], int(INDEX[i + len(name) + 1], 16)
+
+
+def on_use(eng, name, kind):
+    """The engine's hook for a command not in its table: import its group and
+    return its row; None if no group has it."""
+    f = find(name)
+    if f is None:
+        return None
+    if not 16 >> kind & f[1]:
+        raise ATError(code(OP_ERROR))  # a form the command does not have: no import for it
+    group(eng, f[0])
+    if _lean and f[0] in PASSING:
+        eng.passing = f[0]  # dropped once the command has finished (eng.unload: passed())
+    return eng.table.get(name)
 
 
 def group(eng, name):
-    """Import a group and put its rows in the table (in place of its index's)."""
+    """Import a group and put its rows in the table; an on-use group's only where
+    no row has the name (user_commands.py's may)."""
     mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
     if hasattr(mod, "init"):
         mod.init(eng)
-    eng.add(mod.COMMANDS)
+    if name in CORE:
+        eng.add(mod.COMMANDS)
+        return
+    t = eng.table
+    for r in mod.COMMANDS:
+        if r[0] not in t:
+            t[r[0]] = r
 
 
 def row(name, test=None, query=None, set=None, execute=None):
@@ -91,34 +123,31 @@ def code_in_heap():
     return f.endswith(".mpy") and not f.startswith("/rom")
 
 
-def index_rows(later, entry):
-    """The rows of an ON_USE entry, each form it has handled by `later`. Each row is
-    made in one piece, with no temporary between two rows: they live for good, and
-    a generator's garbage between them left the table in 208-byte holes (12 KB of
-    them on a WROOM's heap at `ready`: BENCHMARKS.md, "Heap")."""
-    rows: "list" = [None] * (len(entry) // 2)
-    for i in range(len(rows)):
-        f = entry[2 * i + 2]
-        rows[i] = (entry[2 * i + 1], later if f & 8 else None, later if f & 4 else None,
-                   later if f & 2 else None, later if f & 1 else None)
-    return rows
+def passed(eng, name):
+    """A passing group's command is done: its rows out of the table, its module
+    (and LEAVES) out of the heap."""
+    import sys
 
-
-def passed(eng, later):
-    """A passing group's command is done: its index again in the table, its module out."""
-    for entry in ON_USE:
-        if entry[0] == later.name:
-            eng.add(index_rows(later, entry))
-    drop("at.commands." + later.name)
+    mod = sys.modules.get("at.commands." + name)
+    if mod is not None:
+        t = eng.table
+        for r in mod.COMMANDS:
+            if t.get(r[0]) is r:
+                del t[r[0]]
+    for m in LEAVES:
+        if m in sys.modules:
+            drop(m)
+    drop("at.commands." + name)
 
 
 def load(eng):
+    global core_rows, _lean
     for name in CORE:
         group(eng, name)
-    lean = eng.board.small_heap and code_in_heap()
-    for entry in ON_USE:
-        name = entry[0]
-        eng.add(index_rows(Later(group, name, passed if lean and name in PASSING else None), entry))
+    core_rows = len(eng.rows)
+    _lean = eng.board.small_heap and code_in_heap()
+    eng.on_use = on_use
+    eng.unload = passed
     try:
         import user_commands
     except ImportError:

@@ -1,6 +1,8 @@
-# Basic AT commands (Basic_AT_Commands.rst): AT, ATE, AT+RST, and the UART's
-# setup at boot (AT+UART_DEF's). The others (AT+GMR, AT+CMD, AT+SYSSTORE,
-# AT+SYSRAM, AT+UART_CUR ...) are at/commands/system.py's.
+# Basic AT commands (Basic_AT_Commands.rst): AT, ATE, AT+RST, AT+RESTORE, and
+# the UART's setup at boot (AT+UART_DEF's). The others (AT+GMR, AT+CMD,
+# AT+SYSSTORE, AT+SYSRAM, AT+UART_CUR ...) are at/commands/system.py's.
+# AT+RESTORE is here, not in a group imported on use: it is how a host recovers
+# a board, so it must work when the heap has no room for an import.
 from at.commands import row
 
 
@@ -23,6 +25,11 @@ def reset(eng):
 
 
 def exe_rst(eng):
+    eng.then(lambda: reset(eng))
+
+
+def exe_restore(eng):
+    eng.cfg.erase()
     eng.then(lambda: reset(eng))
 
 
@@ -57,4 +64,5 @@ COMMANDS = [
     row("E0", execute=exe_e0),
     row("E1", execute=exe_e1),
     row("+RST", execute=exe_rst),
+    row("+RESTORE", execute=exe_restore),
 ]

@@ -1,14 +1,14 @@
 # Basic commands a host sends to set up or to ask about the board
-# (Basic_AT_Commands.rst): AT+GMR, AT+CMD, AT+RESTORE, AT+SYSSTORE, AT+SYSMSG,
-# AT+SYSLOG and AT+SYSRAM. A passing group (at/commands/__init__.py): what they
-# set is the engine's and the settings'; AT, ATE and AT+RST are
+# (Basic_AT_Commands.rst): AT+GMR, AT+CMD, AT+SYSSTORE, AT+SYSMSG, AT+SYSLOG
+# and AT+SYSRAM. A passing group (at/commands/__init__.py): what they set is the
+# engine's and the settings'; AT, ATE, AT+RST and AT+RESTORE are
 # at/commands/basic.py's, AT+UART_CUR/DEF, AT+RFPOWER and AT+SYSTIMESTAMP
 # at/commands/sysconf.py's.
 import sys
 from at import parse
 from at.version import VERSION, AT_VERSION, BUILD
+from at import commands
 from at.commands import row
-from at.commands.basic import reset
 
 
 def exe_gmr(eng):
@@ -22,15 +22,37 @@ def exe_gmr(eng):
     )
 
 
+def _forms(r):
+    return (r[1] is not None) << 3 | (r[2] is not None) << 2 | (r[3] is not None) << 1 | (r[4] is not None)
+
+
+def _cmd(eng, i, name, f):
+    eng.reply('+CMD:%d,"AT%s",%d,%d,%d,%d' % (i, name, f >> 3, f >> 2 & 1, f >> 1 & 1, f & 1))
+    return i + 1
+
+
 def q_cmd(eng):
-    for i, row in enumerate(eng.rows):
-        eng.reply('+CMD:%d,"AT%s",%d,%d,%d,%d' % (
-            i, row[0], row[1] is not None, row[2] is not None, row[3] is not None, row[4] is not None))
-
-
-def exe_restore(eng):
-    eng.cfg.erase()
-    eng.then(lambda: reset(eng))
+    """Every command in ESP-AT's order: the core groups' rows, then the index of
+    the groups imported on first use (a row in the table wins: the group's once
+    imported, or user_commands.py's), then the commands user_commands.py adds."""
+    index = commands.INDEX
+    rows = eng.rows
+    n = commands.core_rows
+    i = 0
+    for r in rows[:n]:
+        i = _cmd(eng, i, r[0], _forms(r))
+    e = 0
+    while True:
+        s = index.find("+", e)
+        if s < 0:
+            break
+        e = index.find(" ", s)
+        name = index[s:e]
+        r = eng.table.get(name)
+        i = _cmd(eng, i, name, _forms(r) if r else int(index[e + 1], 16))
+    for r in rows[n:]:
+        if commands.find(r[0]) is None:
+            i = _cmd(eng, i, r[0], _forms(r))
 
 
 def _flag(key, hi=1, always=False, apply=None):
@@ -75,7 +97,6 @@ def s_sysram(eng, a):
 COMMANDS = [
     row("+GMR", execute=exe_gmr),
     row("+CMD", query=q_cmd),
-    row("+RESTORE", execute=exe_restore),
     row("+SYSSTORE", query=q_sysstore, set=s_sysstore),
     row("+SYSMSG", query=q_sysmsg, set=s_sysmsg),
     row("+SYSLOG", query=q_syslog, set=s_syslog),
