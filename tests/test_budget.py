@@ -18,12 +18,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KB = 1024
 # 32-bit bytes of GC heap (gc.mem_alloc() after gc.collect()):
-READY_MPY = 112 * KB  # at `ready`, lib/ as .mpy, a WROOM's sizes (2026-12-07: 113,888; 138,688 before the
-# passing groups, the resolver on first use, mpy-cross -O3 and the index rows made without garbage)
-ALL_MPY = 201 * KB  # every group and service imported (2026-12-07: 205,056)
+READY_MPY = 105 * KB  # at `ready`, lib/ as .mpy, a WROOM's sizes (2026-12-07, late: 106,816; 113,888 before
+# the commands of the groups imported on first use were found in one index string, not table rows; 138,688 before
+# the passing groups, the resolver on first use, mpy-cross -O3 and the index rows made without garbage)
+ALL_MPY = 195 * KB  # every group and service imported (2026-12-07, late: 198,864; 205,056 before the index string)
 # Frozen into the image (a WROOM's way): at `ready` at most 40 KB, issue 13's target
-# (2026-12-07: 37,888 with TLS built in; 2026-12-06, late: 40,592, of which 5,760 is the passive window a small heap must take at
-# boot), so that the working set (tests/test_workset.py: about 9 KB more, BENCHMARKS.md
+# (2026-12-07, late: 34,896 with TLS built in, 37,888 before the index string; 2026-12-06,
+# late: 40,592, of which 5,760 is the passive window a small heap must take at boot), so that the working set (tests/test_workset.py: about 9 KB more, BENCHMARKS.md
 # "Heap") stays inside the first 56 KB of GC heap. Needs a 32-bit MicroPython with
 # lib/at frozen in (HEAP32_FROZEN=path: tools/heap32/frozen.sh <MicroPython source>
 # builds it; CI has no MicroPython source, so there it skips: READY_ROMFS64 below).
@@ -35,12 +36,12 @@ READY_FROZEN = 40 * KB
 # (about 10 KB: on the 32-bit build, 54,544 bytes at `ready` from ROMFS against 43,872
 # frozen) and the qstr pools' entries, which are left out here (their growth comes in
 # doublings, frozen has none). 64-bit bytes, without the qstr pools, at `ready`
-# (2026-12-07: 90,400 - 17,058 = 73,342; 81,809 before the passing groups). The ceiling is
-# that figure plus the frozen figure's room under its 40 KB (3,072 bytes: 37,888 at
-# `ready`): a boot-time buffer costs the same on both word sizes and an object up to twice
-# as much on 64 bits, so nothing the frozen budget would refuse passes here (an object a
-# little smaller may be refused early).
-READY_ROMFS64 = 73_342 + 3_072
+# (2026-12-07, late: 63,628; 73,342 before the index string; 81,809 before the passing
+# groups). The ceiling is that figure plus the frozen figure's room under its 40 KB (6,064
+# bytes: 34,896 at `ready`): a boot-time buffer costs the same on both word sizes and an
+# object up to twice as much on 64 bits, so nothing the frozen budget would refuse passes
+# here (an object a little smaller may be refused early).
+READY_ROMFS64 = 63_628 + 6_064
 
 
 @pytest.fixture(scope="module")
