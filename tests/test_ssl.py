@@ -770,6 +770,53 @@ def test_peer_close_notify_alone(ssl_dut, pki, host_ip, peers):
     assert time.monotonic() - t < 1.5
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="needs Linux's TCP_CORK")
+@pytest.mark.parametrize("passive,size", [(False, 10), (False, 4000), (True, 10)],
+                         ids=["active", "active-bigger-than-a-read", "passive"])
+def test_peer_close_notify_behind_the_data(ssl_dut, pki, host_ip, peers, passive, size):
+    """The data and the close_notify in one TCP segment, the peer then waiting with the
+    connection open (it need not wait for the board's close_notify): CLOSED at once.
+    A read that takes both records in one call loses the end of stream until the peer
+    closes TCP (5 s here); so does one that starts the close_notify's record while the
+    data's record still holds bytes (4,000 bytes: 2,920 read, 1,080 left). The board
+    lets one record start per read, and none while one may be pending
+    (at.sslconf.Records)."""
+    d = ssl_dut
+    data = (bytes(range(256)) * 16)[:size - 10] + b"last words"
+
+    def handler(s, srv):
+        # corked: the data record and the close_notify leave together, 200 ms on
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        s.sendall(data)
+        s.settimeout(0.5)
+        try:
+            s.unwrap()  # sends the close_notify; the board's need not come
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+        deadline = time.monotonic() + 5
+        while not srv._stop and time.monotonic() < deadline:
+            time.sleep(0.05)  # the TCP connection stays open
+
+    if passive:
+        d.ok("AT+CIPRECVMODE=1")
+    srv = peers(TlsServer(host_ip, pki.server_ctx(), handler))
+    connected(start(d, host_ip, srv.port))
+    t = time.monotonic()
+    if passive:
+        # CLOSED waits for the host to read what the link holds
+        assert d.read_until(b"+IPD,%d\r\n" % size, timeout=3) == b"\r\n+IPD,%d\r\n" % size
+        time.sleep(0.5)  # the close_notify is in (corked for 200 ms at most)
+        d.write(b"AT+CIPRECVDATA=%d\r\n" % size)
+        assert d.read_until(b"CLOSED\r\n", timeout=3) == \
+            b"+CIPRECVDATA:%d,%s\r\n\r\nOK\r\nCLOSED\r\n" % (size, data)
+    else:
+        assert d.read_ipd(size, timeout=3) == data
+        assert d.read_until(b"CLOSED\r\n", timeout=3) == b"CLOSED\r\n"
+    assert time.monotonic() - t < 1.5
+    no_links(d)
+
+
 @pytest.mark.timeout(110)
 def test_active_receive_10mb_sha(ssl_dut, bulk, pki, host_ip, peers):
     d = ssl_dut

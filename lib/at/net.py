@@ -18,7 +18,6 @@ from at.loop import POLLERR
 MAX_LINKS = 5
 RX_SIZE = 2920  # bytes read per +IPD at most, ESP-AT's two TCP segments
 READS_PER_TURN = 4  # reads of one TCP link per loop turn at most
-SMALL_READ = 256  # a TLS read when the heap has no block of RX_SIZE left
 WINDOW = 5760  # passive receive buffer per link (ESP-AT's socket receive window)
 RETRY_MS = 100  # a passive window the heap could not give: asked for again after this
 CONNECT_MS = 20000  # when CIPSTART gives no timeout
@@ -175,14 +174,15 @@ class RxBuf:
 
 
 class Link:
-    __slots__ = ("id", "type", "sock", "ss", "host", "port", "lport", "server", "udp_mode", "dest", "reader",
+    __slots__ = ("id", "type", "sock", "ss", "rec", "host", "port", "lport", "server", "udp_mode", "dest", "reader",
                  "udp_fixed", "rxb", "notified", "eof", "stalled", "last", "sndtimeo")
 
-    def __init__(self, lid, typ, sock, host, port, lport, server=0, ss=None):
+    def __init__(self, lid, typ, sock, host, port, lport, server=0, rec=None):
         self.id = lid
         self.type = typ
         self.sock = sock  # the socket the loop polls
-        self.ss = ss or sock  # what is read and written: sock, or its TLS wrapper
+        self.rec = rec  # an SSL link's at.sslconf.Records, which reads it
+        self.ss = rec.ss if rec else sock  # what is read and written: sock, or its TLS wrapper
         self.host = host
         self.port = port
         self.lport = lport
@@ -346,12 +346,12 @@ class Net:
             self.links[lid] = None
             s.close()
             raise
-        ss = None
+        rec = None
         if typ[0] == "S":
             from at import nested, sslconf  # SSL links only (imported on first use)
             yield from nested.wait_turn(self.eng)
-            ss = sslconf.handshake(self, s, lid, name, timeout_ms or HANDSHAKE_MS)
-        link = Link(lid, typ, s, host, port, lport, 0, ss)
+            rec = sslconf.handshake(self, s, lid, name, timeout_ms or HANDSHAKE_MS)
+        link = Link(lid, typ, s, host, port, lport, 0, rec)
         if udp:
             link.dest = addr
             link.udp_mode = udp_mode
@@ -446,14 +446,14 @@ class Net:
         ip, port = peer(addr)
         if ip.startswith("::ffff:"):
             ip = ip[7:]
-        ss = None
+        rec = None
         if srv.ctx is not None:
             from at import sslconf
             try:
-                ss = sslconf.handshake(self, c, lid, ip, HANDSHAKE_MS, srv.ctx)
+                rec = sslconf.handshake(self, c, lid, ip, HANDSHAKE_MS, srv.ctx)
             except ATError:
                 return  # a client that fails the handshake never becomes a link
-        link = Link(lid, srv.type, c, ip, port, srv.port, 1, ss)
+        link = Link(lid, srv.type, c, ip, port, srv.port, 1, rec)
         self.attach(link)
         self.announce(link)
 
@@ -579,7 +579,7 @@ class Net:
                 self.notify(link)
             # else: the window is full; UDP drops, as the spec says
             return
-        recv = getattr(link.ss, "recv", None) if link.tls else None
+        rec = link.rec
         turns = READS_PER_TURN
         while True:
             if b is None:
@@ -592,24 +592,10 @@ class Net:
                     self.loop.on_read(s, None)
                     return
                 mv = b.tail()
-            d = None
             try:
-                if recv is not None:
-                    # recv() reads one record (readinto() would read on and swallow
-                    # a close_notify that follows the data, losing the EOF until the
-                    # peer closes TCP). TLS sockets have it from MicroPython 1.25.
-                    try:
-                        d = recv(len(mv))
-                    except MemoryError:
-                        # recv() allocates its result before it reads
-                        # (py/stream.c, stream_read_generic), so nothing was
-                        # taken: a small block exists where a big one may not.
-                        d = recv(SMALL_READ)
-                    n = None if d is None else len(d)
-                    if n and b is not None:
-                        mv[:n] = d  # into the passive window
-                else:
-                    n = sock.read_into(link.ss, mv)
+                # an SSL link reads a record at a time (at.sslconf.Records: a
+                # close_notify behind the data keeps its end of stream)
+                n = sock.read_into(link.ss, mv) if rec is None else rec.take(mv)
             except OSError as e:
                 n = 0 if errno_of(e) != EAGAIN else None
             if n is None:
@@ -618,13 +604,11 @@ class Net:
                 self._peer_closed(link)
                 return
             link.last = time.ticks_ms()
-            if b is None and d is None:
+            if b is None:
                 # in the backlog's buffer already: its header in front, one write
                 self.out.send_read(b"" if raw else self.header(link, n, link.host, link.port), n)
             elif raw:
-                self.out.write(d if d is not None else mv[:n])  # a TLS record, or read into a passive window
-            elif b is None:
-                self.deliver(link, d, n, link.host, link.port)
+                self.out.write(mv[:n])  # read into a passive window
             else:
                 b.e += n
                 self.notify(link)

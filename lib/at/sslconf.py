@@ -3,9 +3,12 @@
 # handshake failed. Nothing here pretends: a check the settings ask for is made
 # by mbedTLS, or the connection is refused.
 import tls
+import io
+import errno
 import binascii
 from at import mfg
 from at import nested
+from at import sock
 from at.sock import errno_of
 from at.errors import fail, EXEC_FAIL, E_NOT_HERE, E_CLOCK, E_SSL_TIMEOUT
 from at.errors import (E_SSL_HANDSHAKE, E_SSL_UNTRUSTED, E_SSL_NAME, E_SSL_EXPIRED, E_SSL_NO_CERT, E_SSL_BAD_CERT,
@@ -186,10 +189,83 @@ def why(e):
     return E_SSL_HANDSHAKE
 
 
+class Records(io.IOBase):
+    """An SSL link's socket as mbedTLS reads it (its BIO): bytes pass through as
+    they are, but a TLS record may start only when the link lets it. Reading a
+    link's SSLSocket with readinto() loops until the buffer is full
+    (py/stream.c, mp_stream_rw): a close_notify right behind the data is read in
+    the same call, and its end of stream (0, extmod/modtls_mbedtls.c socket_read)
+    is lost inside the loop; recv() stops at a record's end but allocates its
+    result each read. So take() reads with readinto() into the link's buffer and
+    lets at most one record start in each read, and none while the one before may
+    still hold data: a close_notify is always the first thing a read meets, and
+    its 0 is the read's. mbedTLS asks for a record's 5-byte header, then for its
+    body (mbedtls_ssl_fetch_input), so the boundaries are counted here.
+    MicroPython calls readinto/write/ioctl with a bytearray over mbedTLS's own
+    buffer (py/modio.c, iobase_read_write): nothing is allocated."""
+
+    def __init__(self, s):
+        self.s = s
+        self.ss = None  # the SSLSocket over this
+        self.hdr = bytearray(5)
+        self.have = 0  # header bytes of the next record read so far
+        self.left = 0  # body bytes of the current record still to come
+        self.free = True  # the handshake: records flow as mbedTLS asks
+        self.gate = True  # may a record start in this read?
+        self.clear = True  # did the last read end with nothing of a record left?
+
+    def take(self, mv):
+        """Read the link into mv: the count, 0 at the end of the stream, None when
+        nothing is there yet (or a record waits for the next read)."""
+        self.gate = self.clear
+        n = sock.read_into(self.ss, mv)
+        # a short read ended where mbedTLS needed a new record: none is pending now
+        self.clear = n is None or n < len(mv)
+        return n
+
+    def readinto(self, buf):
+        if self.have == 0 and self.left == 0 and not self.free:
+            if not self.gate:
+                return None  # "would block": the record waits in the socket for the next read
+            self.gate = False
+        try:
+            n = self.s.readinto(buf)
+        except OSError as e:
+            return -errno_of(e)
+        if not n:
+            return n
+        if self.have < 5:  # a header: mbedTLS asks for no more than its 5 bytes
+            h = self.hdr
+            for i in range(n):
+                h[self.have + i] = buf[i]
+            self.have += n
+            if self.have == 5:
+                self.left = h[3] << 8 | h[4]
+                if not self.left:
+                    self.have = 0
+        else:
+            self.left -= n
+            if not self.left:
+                self.have = 0
+        return n
+
+    def write(self, buf):
+        try:
+            return self.s.write(buf)
+        except OSError as e:
+            return -errno_of(e)
+
+    def ioctl(self, req, arg):
+        # MP_STREAM_CLOSE (py/stream.h): the link closes its socket itself. Nothing
+        # polls the SSLSocket (the loop polls the socket), so nothing else comes.
+        return 0 if req == 4 else -errno.EINVAL
+
+
 def handshake(net, s, lid, host, timeout_ms, server_ctx=None):
     """TLS over the connected socket s of link lid (at/net.py's Net, net);
-    returns the wrapper or raises ATError (and then s is closed). The loop keeps
-    running meanwhile (at/nested.py). Here, not in at/net.py: loaded with SSL."""
+    returns its Records (the SSLSocket in .ss) or raises ATError (and then s is
+    closed). The loop keeps running meanwhile (at/nested.py). Here, not in
+    at/net.py: loaded with SSL."""
     from at.net import Link
     try:
         if server_ctx is not None:
@@ -210,12 +286,15 @@ def handshake(net, s, lid, host, timeout_ms, server_ctx=None):
     # mbedTLS writes its last flight in pieces: without TCP_NODELAY, Nagle and
     # delayed ACKs add ~40 ms per handshake. AT+CIPTCPOPT applies afterwards.
     net.eng.board.tcpopt(s, -1, 1, 0)
+    rec = Records(s)
     try:
         if server_ctx is not None:
-            wrap = lambda: ctx.wrap_socket(s, server_side=True)
+            wrap = lambda: ctx.wrap_socket(rec, server_side=True)
         else:
-            wrap = lambda: ctx.wrap_socket(s, server_hostname=name)
-        return nested.run(net.loop, wrap, timeout_ms, abort, net.eng.log)
+            wrap = lambda: ctx.wrap_socket(rec, server_hostname=name)
+        rec.ss = nested.run(net.loop, wrap, timeout_ms, abort, net.eng.log)
+        rec.free = False
+        return rec
     except Exception as e:
         net.links[lid] = None
         s.close()
