@@ -42,9 +42,9 @@ SENDL = 200000  # through AT+CIPSENDL meanwhile
 # boot, to at/sslconf.py, loaded with the SSL link; 16,192
 # before at/nested.py, the handshakes' helper, came to load with the SSL code instead of
 # at boot; 5,568 with five TCP links, before the SSL link joined the set); on the 32-bit
-# frozen build with TLS the live walk reads +7,008 at the peak of the AT+CIPSENDL for
+# frozen build with TLS the live walk reads +7,456 at the peak of the AT+CIPSENDL for
 # four TCP links and the SSL one (BENCHMARKS.md "Heap"). Live bytes only: the heap a chip
-# needs for it is larger by the holes and the garbage between collections (10,368 free at
+# needs for it is larger by the holes and the garbage between collections (9,344 free at
 # `ready` on the 32-bit frozen build, the smallest heap that served it).
 WORKSET_ROMFS64 = 19264
 # The ESP32 twin: its ESP32 adapter, with the twin's own stand-ins for lwIP's sockets
