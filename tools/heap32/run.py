@@ -393,5 +393,16 @@ def romfs(args):
     report(f, args, t0)
 
 
+def locked(fn):
+    """Run fn with build/heap32 to ourselves: every run rebuilds it in place, so two
+    at once (pytest -n, a bench beside the tests) would pull it from under each
+    other. The second waits for the first."""
+    import fcntl
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return fn()
+
+
 if __name__ == "__main__":
-    main()
+    locked(main)
