@@ -32,13 +32,13 @@ for line in commands.INDEX.split("\\n"):
         continue
     name, index = line.split(" ", 1)
     mod = __import__("at.commands." + name, None, None, ("COMMANDS",))
-    want = " ".join("%s %x" % (r[0], sum(8 >> k for k in range(4) if r[1 + k] is not None))
-                    for r in mod.COMMANDS)
+    forms = [(r[0], sum(8 >> k for k in range(4) if r[1 + k] is not None)) for r in mod.COMMANDS]
+    want = " ".join("%s %x" % f for f in forms)
     if want != index:
         bad.append((name, want))
-    for r in mod.COMMANDS:  # each name found, in its group, with its forms
-        if commands.find(r[0]) != (name, sum(8 >> k for k in range(4) if r[1 + k] is not None)):
-            bad.append((name, r[0], commands.find(r[0])))
+    for cmd, f in forms:  # each name found, in its group, with its forms
+        if commands.find(cmd) != (name, f):
+            bad.append((name, cmd, commands.find(cmd)))
 for name in ("+", "+CWLA", "+CIPAPMA", "+GMR 1 +CMD", "GMR", "+CWLAPOPT 2", ""):
     if commands.find(name) is not None:
         bad.append((name, commands.find(name)))

@@ -101,18 +101,20 @@ def row(name, test=None, query=None, set=None, execute=None):
     return (name, test, query, set, execute)
 
 
-def drop(module):
-    """Forget a module once it is idle (at.ota, at.mdns, a passing group): its code
-    and tables go back to the heap; the next use imports it again."""
+def drop(*modules):
+    """Forget modules once they are idle (at.ota, at.mdns, a passing group): their
+    code and tables go back to the heap (one collection for all of them); the
+    next use imports them again. A module not loaded is skipped."""
     import sys
     import gc
 
-    sys.modules.pop(module, None)
-    parent, _, name = module.rpartition(".")
-    try:
-        delattr(sys.modules[parent], name)
-    except (KeyError, AttributeError):
-        pass
+    for module in modules:
+        sys.modules.pop(module, None)
+        parent, _, name = module.rpartition(".")
+        try:
+            delattr(sys.modules[parent], name)
+        except (KeyError, AttributeError):
+            pass
     gc.collect()
 
 
@@ -124,20 +126,19 @@ def code_in_heap():
 
 
 def passed(eng, name):
-    """A passing group's command is done: its rows out of the table, its module
-    (and LEAVES) out of the heap."""
+    """A passing group's command is done: its rows out of the table (only its own:
+    a user's row stays), its module (and LEAVES) out of the heap."""
     import sys
 
     mod = sys.modules.get("at.commands." + name)
+    r = None
     if mod is not None:
         t = eng.table
         for r in mod.COMMANDS:
             if t.get(r[0]) is r:
                 del t[r[0]]
-    for m in LEAVES:
-        if m in sys.modules:
-            drop(m)
-    drop("at.commands." + name)
+    mod = r = None  # nothing of the module held here while drop() collects
+    drop("at.commands." + name, *LEAVES)
 
 
 def load(eng):

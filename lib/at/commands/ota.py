@@ -72,8 +72,7 @@ def _unload():
     """at/ota.py takes some 12-20 KB of heap: drop it once an update or a listing is over."""
     from at import commands
 
-    for m in ("at.ota", "at.otahttp", "at.otaimage"):
-        commands.drop(m)
+    commands.drop("at.ota", "at.otahttp", "at.otaimage")
 
 
 # -- AT+CIUPDATE -----------------------------------------------------------------------------------------
